@@ -1,0 +1,127 @@
+"""Online calibration: a detector's raw statistic -> probability that a normal value is less extreme.
+
+Every detector emits a non-negative raw statistic (bigger = stranger) on its own scale. To make
+scores comparable across detectors and signals, each series learns the distribution of its own
+raw statistic online, in O(1) per value and five floats of state:
+
+- the median and the 95 % quantile by stochastic approximation (steps scaled by the mean
+  absolute deviation, gain 1/n then 1/window, so it starts fast and then tracks slowly);
+- above the 95 % quantile, a generalised Pareto tail fitted by the method of moments to the
+  excesses (peaks over threshold, as in SPOT), which is what matters for 1e-3 false alarms.
+
+`tail_probability(r)` is P(R >= r) under what was learnt; the score is 1 - that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors.state import State, new_state
+
+TAIL = 0.05
+"""Probability mass above the tail anchor (the 95 % quantile)."""
+
+FIELDS: dict[str, float] = {
+    "n": 0.0,  # values learnt
+    "med": 0.0,  # median of the raw statistic
+    "q": 0.0,  # 95 % quantile: the tail anchor
+    "mad": 0.0,  # mean absolute deviation from the median: SA step scale
+    "ne": 0.0,  # excesses learnt
+    "m1": 0.0,  # mean excess over q
+    "m2": 0.0,  # mean squared excess over q
+}
+
+XI_LIMITS = (-0.1, 0.25)
+"""Clip of the GPD shape: method-of-moments needs a finite variance (xi < 1/4); below -0.1 the
+moment estimate is mostly noise of a light tail, and a too-light tail means too many alarms."""
+
+QUANTILE_REACH = 10.0
+"""The tail anchor stays within this many mean absolute deviations above the median."""
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Calibration parameters shared by all series of one detector.
+
+    `min_scale` floors the tail scale, in the detector's raw units: a detector whose statistic
+    never moved (a stuck-run length of a noisy signal is always 0) must not call the first
+    small move certain.
+    """
+
+    window: int = 2000
+    tail_window: int = 500
+    min_scale: float = 1e-3
+
+    @property
+    def fields(self) -> dict[str, float]:
+        return FIELDS
+
+    def new_state(self, n: int) -> State:
+        return new_state(FIELDS, n)
+
+    def tail_probability(self, st: State, r: np.ndarray) -> np.ndarray:
+        """P(R >= r) for each series; 1 where r is NaN or nothing was learnt yet."""
+        med, q = st["med"], st["q"]
+        xi, sigma = self._gpd(st)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            below_med = 1.0 - 0.5 * r / np.maximum(med, 1e-300)
+            body = 0.5 - (0.5 - TAIL) * (r - med) / np.maximum(q - med, 1e-300)
+            y = np.maximum(r - q, 0.0) / sigma
+            exponential = np.abs(xi) < 1e-9
+            base = np.maximum(1.0 + xi * y, 0.0)
+            gpd = np.exp(-np.log(base) / np.where(exponential, 1.0, xi))
+            tail = TAIL * np.where(exponential, np.exp(-y), gpd)
+        p = np.where(r > q, tail, np.where(r > med, body, below_med))
+        p = np.where(np.isnan(r) | (st["n"] < 1), 1.0, p)
+        return np.clip(p, 0.0, 1.0)
+
+    def quantile(self, st: State, p: float) -> np.ndarray:
+        """The raw value whose tail probability is `p` (p < TAIL): for the detectors' bands."""
+        xi, sigma = self._gpd(st)
+        ratio = np.log(TAIL / p)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            gpd = sigma * np.expm1(xi * ratio) / np.where(np.abs(xi) < 1e-9, 1.0, xi)
+        excess = np.where(np.abs(xi) < 1e-9, sigma * ratio, gpd)
+        return np.asarray(st["q"] + excess)
+
+    def learn(self, st: State, r: np.ndarray, mask: np.ndarray) -> None:
+        """Learn the raw values `r` where `mask` is true (in place)."""
+        valid = mask & np.isfinite(r)
+        if not valid.any():
+            return
+        r = np.where(valid, r, 0.0)
+        n = st["n"] + valid
+        first = valid & (n == 1)
+        gain = np.where(valid, np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / self.window), 0.0)
+        med, q = st["med"], st["q"]
+        scale = np.maximum(st["mad"], self.min_scale) * gain
+        exceed = valid & (r > q) & ~first
+        new_med = med + scale * np.where(r > med, 1.0, -1.0)
+        new_q = q + scale * np.where(r > q, (1.0 - TAIL) / TAIL, -1.0)
+        st["mad"] += gain * (np.abs(r - med) - st["mad"])
+        # Raw statistics are >= 0; an atom at 0 (a stuck run of a noisy signal) must stay at 0.
+        st["med"] = np.maximum(np.where(first, r, new_med), 0.0)
+        # An outlier among the first values must not park the anchor far out: SA steps shrink
+        # as 1/n, so it would take very long to come back. Keep it within reach of the body.
+        ceiling = st["med"] + QUANTILE_REACH * np.maximum(st["mad"], self.min_scale)
+        st["q"] = np.clip(np.where(first, r, new_q), st["med"], ceiling)
+        ne = st["ne"] + exceed
+        tail_gain = np.where(exceed, np.maximum(1.0 / np.maximum(ne, 1.0), 1.0 / self.tail_window), 0.0)
+        excess = r - q
+        st["m1"] += tail_gain * (excess - st["m1"])
+        st["m2"] += tail_gain * (excess * excess - st["m2"])
+        st["ne"] = ne
+        st["n"] = n
+
+    def _gpd(self, st: State) -> tuple[np.ndarray, np.ndarray]:
+        """GPD shape and scale by the method of moments; exponential until enough excesses."""
+        m1 = st["m1"]
+        var = np.maximum(st["m2"] - m1 * m1, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(var > 0, m1 * m1 / var, 1.0)
+        enough = st["ne"] >= 10
+        xi = np.where(enough, np.clip(0.5 * (1.0 - ratio), *XI_LIMITS), 0.0)
+        sigma = np.where(enough, 0.5 * m1 * (1.0 + ratio), np.maximum(m1, st["mad"]))
+        return xi, np.maximum(sigma, self.min_scale)

@@ -1,0 +1,324 @@
+"""Scoring a micro-batch of records across sources: one time step at a time, all series at once.
+
+The flow, top to bottom: group the batch by source and drop replays (records at or below the
+offset a source's state has applied) -> lay the values out as a (steps x series) matrix, series
+being every signal of every source in the batch -> per step, every detector's raw statistic,
+calibrated to a tail probability, fused per signal and per record -> learning (unless the record
+is late, or anomalous with the learning gate on) -> per-record results.
+
+Each series only ever sees its own values in order, so the scores do not depend on how records
+were cut into batches: the stream, a replay after a crash and offline scoring agree exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Any
+
+import numpy as np
+
+from detectors import state as st_ops
+from detectors.fusion import per_test_level, sidak
+from detectors.protocol import Detector
+from detectors.records import Record
+from detectors.registry import BAND_DETECTOR, default_suite
+from detectors.source_state import SourceState
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringConfig:
+    """The knobs of scoring; the threshold follows from `target_fap` alone."""
+
+    target_fap: float = 1e-3
+    warmup: int = 200
+    learn_gate: bool = False
+
+    @property
+    def threshold(self) -> float:
+        return 1.0 - self.target_fap
+
+
+@dataclass(frozen=True, slots=True)
+class SignalResult:
+    """One signal of one record: its value, calibrated score and band, and what fired."""
+
+    name: str
+    value: float
+    score: float
+    expected: float
+    lower: float
+    upper: float
+    detector: str
+    """Kind of the detector that found this value most extreme."""
+    detector_score: float
+    fired: tuple[str, ...]
+    """Kinds whose own tail probability is below the per-test level."""
+    p: float
+
+
+@dataclass(slots=True)
+class Scored:
+    """The result for one record."""
+
+    record: Record
+    score: float
+    p: float
+    is_anomaly: bool
+    warming_up: bool
+    late: bool
+    missing: list[str]
+    signals: list[SignalResult]
+    episode: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class _Group:
+    source: str
+    state: SourceState
+    rows: list[int] = field(default_factory=list)
+
+
+def episode_id(source: str, ts_text: str) -> str:
+    """Deterministic id of the episode that opened at `ts_text`."""
+    return blake2b(f"{source}|{ts_text}".encode(), digest_size=10).hexdigest()
+
+
+class Scorer:
+    """Scores micro-batches against per-source states (which it updates in place)."""
+
+    def __init__(self, config: ScoringConfig, suite: Sequence[Detector] | None = None) -> None:
+        self.config = config
+        self.suite = list(suite) if suite is not None else default_suite()
+        kinds = [d.kind for d in self.suite]
+        self.band_index = kinds.index(BAND_DETECTOR) if BAND_DETECTOR in kinds else 0
+        self.kinds = kinds
+
+    def new_source(self) -> SourceState:
+        return SourceState.new(self.suite)
+
+    def score_batch(
+        self, records: Sequence[Record], states: MutableMapping[str, SourceState]
+    ) -> list[Scored | None]:
+        """Score `records` in order; `None` marks a replayed record that was already applied."""
+        results: list[Scored | None] = [None] * len(records)
+        groups = self._group(records, states)
+        if not groups:
+            return results
+        sizes = [len(g.state.signals) for g in groups]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+        steps = max(len(g.rows) for g in groups)
+        n_series = int(offsets[-1])
+        values = np.full((steps, n_series), np.nan)
+        times = np.zeros((steps, len(groups)))
+        learnable = np.zeros((steps, len(groups)), dtype=bool)
+        late = np.zeros((steps, len(groups)), dtype=bool)
+        for j, group in enumerate(groups):
+            self._layout(group, records, values, times, learnable, late, j, int(offsets[j]))
+
+        det_states = [st_ops.concat([g.state.detectors[d.kind] for g in groups]) for d in self.suite]
+        cal_states = [st_ops.concat([g.state.calibrations[d.kind] for g in groups]) for d in self.suite]
+        out = self._run(values, times, learnable, sizes, offsets, det_states, cal_states)
+        for d, det in enumerate(self.suite):
+            for g, part in zip(groups, st_ops.split(det_states[d], sizes), strict=True):
+                g.state.detectors[det.kind] = part
+            for g, part in zip(groups, st_ops.split(cal_states[d], sizes), strict=True):
+                g.state.calibrations[det.kind] = part
+
+        for j, group in enumerate(groups):
+            self._collect(group, records, out, late, j, int(offsets[j]), results)
+        return results
+
+    def _group(
+        self, records: Sequence[Record], states: MutableMapping[str, SourceState]
+    ) -> list[_Group]:
+        by_source: dict[str, _Group] = {}
+        for i, rec in enumerate(records):
+            group = by_source.get(rec.source)
+            if group is None:
+                state = states.get(rec.source)
+                if state is None:
+                    state = states[rec.source] = self.new_source()
+                group = by_source[rec.source] = _Group(rec.source, state)
+            origin = rec.origin
+            if origin is not None and origin.offset <= group.state.applied.get(origin.partition, -1):
+                continue  # replayed: its results were acknowledged before the state was saved
+            group.rows.append(i)
+        groups = [g for g in by_source.values() if g.rows]
+        for g in groups:
+            names: dict[str, None] = {}
+            for i in g.rows:
+                names.update(dict.fromkeys(records[i].signals))
+            g.state.add_signals(list(names), self.suite)
+        return groups
+
+    def _layout(
+        self,
+        group: _Group,
+        records: Sequence[Record],
+        values: np.ndarray,
+        times: np.ndarray,
+        learnable: np.ndarray,
+        late: np.ndarray,
+        j: int,
+        base: int,
+    ) -> None:
+        index = group.state.index
+        last_ts = group.state.last_ts
+        for t, i in enumerate(group.rows):
+            rec = records[i]
+            row = values[t]
+            for name, value in rec.signals.items():
+                if value is not None:
+                    row[base + index[name]] = value
+            times[t, j] = rec.ts
+            is_late = rec.ts <= last_ts
+            late[t, j] = is_late
+            learnable[t, j] = not is_late
+            if not is_late:
+                last_ts = rec.ts
+
+    def _run(
+        self,
+        values: np.ndarray,
+        times: np.ndarray,
+        learnable: np.ndarray,
+        sizes: Sequence[int],
+        offsets: np.ndarray,
+        det_states: list[st_ops.State],
+        cal_states: list[st_ops.State],
+    ) -> dict[str, np.ndarray]:
+        cfg = self.config
+        steps, n_series = values.shape
+        n_det = len(self.suite)
+        sizes_arr = np.asarray(sizes)
+        series_source = np.repeat(np.arange(len(sizes)), sizes_arr)
+        starts = offsets[:-1]
+        level = per_test_level(cfg.target_fap, n_det * sizes_arr[series_source])
+        band_det = self.suite[self.band_index]
+        out = {
+            "p_det": np.ones((steps, n_det, n_series)),
+            "p_sig": np.ones((steps, n_series)),
+            "expected": np.full((steps, n_series), np.nan),
+            "lower": np.full((steps, n_series), np.nan),
+            "upper": np.full((steps, n_series), np.nan),
+            "p_rec": np.ones((steps, len(sizes))),
+            "warming": np.zeros((steps, len(sizes)), dtype=bool),
+        }
+        for t in range(steps):
+            x = values[t]
+            ts = times[t][series_source]
+            present = ~np.isnan(x)
+            raws = [det.raw(det_states[d], x, ts) for d, det in enumerate(self.suite)]
+            p_det = out["p_det"][t]
+            warming = np.zeros(n_series, dtype=bool)
+            for d, det in enumerate(self.suite):
+                p_det[d] = det.calibration.tail_probability(cal_states[d], raws[d].stat)
+                warming |= cal_states[d]["n"] < cfg.warmup
+            p_sig = np.where(present, sidak(p_det.min(axis=0), n_det), 1.0)
+            out["p_sig"][t] = p_sig
+            p_rec = sidak(np.minimum.reduceat(p_sig, starts), np.add.reduceat(present, starts))
+            warm_rec = np.logical_or.reduceat(warming & present, starts)
+            out["p_rec"][t] = p_rec
+            out["warming"][t] = warm_rec
+            r_star = band_det.calibration.quantile(cal_states[self.band_index], level)
+            lower, upper = band_det.band(det_states[self.band_index], r_star)
+            out["expected"][t] = raws[self.band_index].expected
+            out["lower"][t] = lower
+            out["upper"][t] = upper
+
+            learn = present & learnable[t][series_source]
+            if cfg.learn_gate:
+                anomalous = (p_rec <= cfg.target_fap) & ~warm_rec
+                learn &= ~anomalous[series_source]
+            for d, det in enumerate(self.suite):
+                det.learn(det_states[d], x, ts, learn)
+                det.calibration.learn(cal_states[d], raws[d].calibration_input, learn)
+        return out
+
+    def _collect(
+        self,
+        group: _Group,
+        records: Sequence[Record],
+        out: dict[str, np.ndarray],
+        late: np.ndarray,
+        j: int,
+        base: int,
+        results: list[Scored | None],
+    ) -> None:
+        cfg = self.config
+        state = group.state
+        names = state.signals
+        width = len(names)
+        p_rec = out["p_rec"][: len(group.rows), j].tolist()
+        warming = out["warming"][: len(group.rows), j].tolist()
+        is_late = late[: len(group.rows), j].tolist()
+        cols = slice(base, base + width)
+        p_sig = out["p_sig"][: len(group.rows), cols].tolist()
+        p_det = out["p_det"][: len(group.rows), :, cols]
+        best = p_det.argmin(axis=1).tolist()
+        best_p = p_det.min(axis=1).tolist()
+        level = float(per_test_level(cfg.target_fap, len(self.suite) * width))
+        fired_mask = (p_det < level).tolist()
+        expected = out["expected"][: len(group.rows), cols].tolist()
+        lower = out["lower"][: len(group.rows), cols].tolist()
+        upper = out["upper"][: len(group.rows), cols].tolist()
+        for t, i in enumerate(group.rows):
+            rec = records[i]
+            signals: list[SignalResult] = []
+            present: set[str] = set()
+            for name, value in rec.signals.items():
+                if value is None:
+                    continue
+                c = state.index[name]
+                present.add(name)
+                fired = tuple(
+                    kind for d, kind in enumerate(self.kinds) if fired_mask[t][d][c]
+                )
+                signals.append(
+                    SignalResult(
+                        name=name,
+                        value=value,
+                        score=1.0 - p_sig[t][c],
+                        expected=expected[t][c],
+                        lower=lower[t][c],
+                        upper=upper[t][c],
+                        detector=self.kinds[best[t][c]],
+                        detector_score=1.0 - best_p[t][c],
+                        fired=fired,
+                        p=p_sig[t][c],
+                    )
+                )
+            p = p_rec[t]
+            anomalous = p <= cfg.target_fap and not warming[t] and bool(signals)
+            scored = Scored(
+                record=rec,
+                score=1.0 - p,
+                p=p,
+                is_anomaly=anomalous,
+                warming_up=warming[t],
+                late=is_late[t],
+                missing=[n for n in names if n not in present],
+                signals=signals,
+            )
+            self._track_episode(state, scored)
+            results[i] = scored
+            state.records += 1
+            if not is_late[t]:
+                state.last_ts = rec.ts
+            if rec.origin is not None:
+                part = rec.origin.partition
+                state.applied[part] = max(state.applied.get(part, -1), rec.origin.offset)
+
+    @staticmethod
+    def _track_episode(state: SourceState, scored: Scored) -> None:
+        """Consecutive anomalous records of a source form one episode; a normal one closes it."""
+        if not scored.is_anomaly:
+            state.episode = None
+            return
+        rec = scored.record
+        if state.episode is None:
+            state.episode = {"id": episode_id(rec.source, rec.ts_text), "start": rec.ts_text, "n": 0}
+        state.episode = {**state.episode, "n": state.episode["n"] + 1}
+        scored.episode = dict(state.episode)

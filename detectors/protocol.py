@@ -1,0 +1,63 @@
+"""The one role every univariate detector plays, on arrays of many series at once.
+
+A detector is stateless code plus a `State` of arrays (one row per series). Each time step it
+gets one value per series (`x`, NaN = no value this step) and their timestamps (`t`, epoch
+seconds), and in two phases
+
+1. `raw(state, x, t)` -> a non-negative statistic per series (bigger = stranger, NaN = cannot
+   say) and the value it expected; no state change, so fusion can decide about learning;
+2. `learn(state, x, t, mask)` -> updates the rows where `mask` holds (the learning gate).
+
+`band(state, r)` turns a raw threshold back into value units: the range of values whose raw
+statistic stays below `r`. Calibration to [0, 1] is done outside, the same way for all detectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from detectors.calibration import Calibration
+from detectors.state import State
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """What a detector says about one time step: statistic and expected value per series."""
+
+    stat: np.ndarray
+    expected: np.ndarray
+    learn_stat: np.ndarray | None = None
+    """What the calibration learns from this step (default `stat`; NaN = nothing). A detector
+    whose statistic grows during an anomaly (a stuck run) learns only completed episodes."""
+
+    @property
+    def calibration_input(self) -> np.ndarray:
+        return self.stat if self.learn_stat is None else self.learn_stat
+
+
+class Detector(Protocol):
+    """Role of a univariate detector (see module docstring)."""
+
+    kind: ClassVar[str]
+    state_version: ClassVar[int]
+    fields: ClassVar[dict[str, float]]
+    """State field names and their initial values."""
+
+    @property
+    def calibration(self) -> Calibration:
+        """How its raw statistic is calibrated (tail-scale floor in its own units)."""
+        ...
+
+    def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw: ...
+
+    def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None: ...
+
+    def band(self, st: State, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def updated(old: np.ndarray, new: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`new` where the learning mask holds, else `old` (NaN-safe: masked rows never see NaN)."""
+    return np.where(mask, new, old)

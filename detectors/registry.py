@@ -1,0 +1,29 @@
+"""Every univariate detector by kind, and the suite the stream runs.
+
+The conformance tests run over `REGISTRY`, so a detector is tested the moment it is listed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from detectors.level_shift import LevelShift
+from detectors.persist import Persist
+from detectors.protocol import Detector
+from detectors.spike import Spike
+from detectors.stuck import Stuck
+
+REGISTRY: dict[str, Callable[[], Detector]] = {
+    Persist.kind: Persist,
+    Spike.kind: Spike,
+    Stuck.kind: Stuck,
+    LevelShift.kind: LevelShift,
+}
+
+BAND_DETECTOR = Persist.kind
+"""Whose expected value and band describe the signal in score messages."""
+
+
+def default_suite() -> list[Detector]:
+    """The detectors the stream runs on every signal, in a fixed order (state layout)."""
+    return [factory() for factory in REGISTRY.values()]

@@ -1,0 +1,106 @@
+"""Everything the scorer remembers about one source, and its JSON snapshot.
+
+The snapshot is the contract (it goes to a changelog-backed table and comes back after a crash or
+a rebalance): plain JSON, versioned per detector, carrying the input offsets it has applied so a
+replayed record is recognised and not learnt twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.protocol import Detector
+from detectors.state import State, extend, from_snapshot, to_snapshot
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+
+
+@dataclass(slots=True)
+class SourceState:
+    """One source's detector and calibration state (one row per signal) and bookkeeping."""
+
+    signals: list[str]
+    detectors: dict[str, State]
+    calibrations: dict[str, State]
+    applied: dict[int, int] = field(default_factory=dict)
+    """Input partition -> highest offset whose results were acknowledged."""
+    last_ts: float = float("-inf")
+    records: int = 0
+    episode: dict[str, Any] | None = None
+    """Open anomaly episode: {"id", "start", "n"}."""
+    index: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = {name: i for i, name in enumerate(self.signals)}
+
+    @classmethod
+    def new(cls, suite: Sequence[Detector]) -> SourceState:
+        return cls(
+            signals=[],
+            detectors={d.kind: d.new_state(0) for d in suite},
+            calibrations={d.kind: d.calibration.new_state(0) for d in suite},
+        )
+
+    def add_signals(self, names: Sequence[str], suite: Sequence[Detector]) -> None:
+        """Start fresh (warming) rows for signals seen for the first time."""
+        fresh = [n for n in dict.fromkeys(names) if n not in self.index]
+        if not fresh:
+            return
+        for det in suite:
+            self.detectors[det.kind] = extend(self.detectors[det.kind], det.fields, len(fresh))
+            self.calibrations[det.kind] = extend(
+                self.calibrations[det.kind], det.calibration.fields, len(fresh)
+            )
+        for name in fresh:
+            self.index[name] = len(self.signals)
+            self.signals.append(name)
+
+    def to_json(self, suite: Sequence[Detector]) -> dict[str, Any]:
+        return {
+            "v": STATE_VERSION,
+            "signals": self.signals,
+            "applied": {str(p): o for p, o in self.applied.items()},
+            "last_ts": self.last_ts if self.last_ts != float("-inf") else None,
+            "records": self.records,
+            "episode": self.episode,
+            "detectors": {
+                d.kind: {"v": d.state_version, **to_snapshot(self.detectors[d.kind])}
+                for d in suite
+            },
+            "calibrations": {d.kind: to_snapshot(self.calibrations[d.kind]) for d in suite},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], suite: Sequence[Detector]) -> SourceState:
+        """Rebuild from a snapshot; a detector whose state version changed starts afresh."""
+        if data.get("v") != STATE_VERSION:
+            raise ValueError(f"unsupported source state version {data.get('v')!r}")
+        signals = list(data["signals"])
+        n = len(signals)
+        detectors: dict[str, State] = {}
+        calibrations: dict[str, State] = {}
+        for det in suite:
+            snap = data["detectors"].get(det.kind)
+            cal = data["calibrations"].get(det.kind)
+            if snap is None or cal is None or snap.get("v") != det.state_version:
+                log.warning("detector %s: no usable saved state, warming up again", det.kind)
+                detectors[det.kind] = det.new_state(n)
+                calibrations[det.kind] = det.calibration.new_state(n)
+                continue
+            detectors[det.kind] = from_snapshot(snap, det.fields, n)
+            calibrations[det.kind] = from_snapshot(cal, det.calibration.fields, n)
+        last_ts = data.get("last_ts")
+        return cls(
+            signals=signals,
+            detectors=detectors,
+            calibrations=calibrations,
+            applied={int(p): int(o) for p, o in data.get("applied", {}).items()},
+            last_ts=float("-inf") if last_ts is None else float(last_ts),
+            records=int(data.get("records", 0)),
+            episode=data.get("episode"),
+        )

@@ -1,0 +1,62 @@
+"""Detector state as arrays: one row per series, so a time step updates many series at once.
+
+A `State` maps field names to float64 arrays whose first axis is the series (a source's signal).
+It is gathered from per-source snapshots before a micro-batch and split back afterwards. The
+snapshot of one source is plain JSON (lists of floats): exact through orjson, never pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+State = dict[str, np.ndarray]
+"""Field name -> float64 array of shape (n_series,) or (n_series, k)."""
+
+Snapshot = dict[str, list[float] | list[list[float]]]
+"""One source's rows of a `State`, JSON-safe."""
+
+
+def new_state(fields: Mapping[str, float], n: int) -> State:
+    """A state of `n` series with every field set to its initial value."""
+    return {name: np.full(n, init, dtype=np.float64) for name, init in fields.items()}
+
+
+def concat(states: Sequence[State]) -> State:
+    """Stack the series of several states (same fields) into one state."""
+    if len(states) == 1:
+        return {k: v.copy() for k, v in states[0].items()}
+    return {k: np.concatenate([s[k] for s in states]) for k in states[0]}
+
+
+def split(state: State, sizes: Sequence[int]) -> list[State]:
+    """Undo `concat`: cut the series axis into consecutive parts of the given sizes."""
+    bounds = np.cumsum(sizes)[:-1]
+    parts: list[State] = [{} for _ in sizes]
+    for name, values in state.items():
+        for part, piece in zip(parts, np.split(values, bounds), strict=True):
+            part[name] = piece
+    return parts
+
+
+def extend(state: State, fields: Mapping[str, float], n: int) -> State:
+    """Append `n` fresh series (a source gained signals)."""
+    fresh = new_state(fields, n)
+    return {k: np.concatenate([state[k], fresh[k]]) for k in fields}
+
+
+def to_snapshot(state: State) -> Snapshot:
+    """JSON-safe lists; float64 -> shortest repr -> float64 is exact."""
+    return {k: v.tolist() for k, v in state.items()}
+
+
+def from_snapshot(snapshot: Mapping[str, object], fields: Mapping[str, float], n: int) -> State:
+    """Rebuild arrays from a snapshot, checking every field and length."""
+    state: State = {}
+    for name in fields:
+        values = np.asarray(snapshot[name], dtype=np.float64)
+        if values.shape[:1] != (n,):
+            raise ValueError(f"state field {name!r} has {values.shape[:1]} rows, expected {n}")
+        state[name] = values
+    return state

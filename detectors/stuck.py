@@ -1,0 +1,56 @@
+"""Stuck: a sensor repeating the same value for longer than this signal usually does.
+
+The statistic is the current run of identical values; calibration learns, from runs that ended,
+what run lengths are normal for the signal (quantised signals repeat often, noisy ones never), with a tail-scale floor of
+`min_run` repeats so one chance repeat of a noisy signal is not an alarm.
+
+>>> import numpy as np
+>>> det = Stuck()
+>>> st = det.new_state(1)
+>>> for v in [1.0, 2.0, 2.0, 2.0]:
+...     det.learn(st, np.array([v]), np.zeros(1), np.ones(1, bool))
+>>> float(det.raw(st, np.array([2.0]), np.zeros(1)).stat[0])
+3.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from detectors.calibration import Calibration
+from detectors.protocol import Raw
+from detectors.state import State, new_state
+
+
+@dataclass(frozen=True, slots=True)
+class Stuck:
+    kind: ClassVar[str] = "stuck"
+    state_version: ClassVar[int] = 1
+    fields: ClassVar[dict[str, float]] = {"n": 0.0, "prev": np.nan, "run": 0.0}
+
+    calibration: Calibration = field(default_factory=lambda: Calibration(min_scale=2.0))
+
+    def new_state(self, n: int) -> State:
+        return new_state(self.fields, n)
+
+    def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
+        same = x == st["prev"]
+        unknown = np.isnan(st["prev"]) | np.isnan(x)
+        stat = np.where(unknown, np.nan, np.where(same, st["run"] + 1.0, 0.0))
+        # Calibration learns the length of runs that ended, never a run still growing: a sensor
+        # stuck for an hour must not teach that hour-long runs are normal.
+        ended = np.where(unknown | same, np.nan, st["run"])
+        return Raw(stat, st["prev"].copy(), learn_stat=ended)
+
+    def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
+        m = mask & ~np.isnan(x)
+        st["run"] = np.where(m, np.where(x == st["prev"], st["run"] + 1.0, 0.0), st["run"])
+        st["prev"] = np.where(m, x, st["prev"])
+        st["n"] = st["n"] + m
+
+    def band(self, st: State, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A stuck sensor has no value band: any value is fine as long as it moves."""
+        return np.full_like(r, -np.inf), np.full_like(r, np.inf)

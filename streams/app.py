@@ -1,0 +1,150 @@
+"""The Faust app: one agent on the input topic, a changelog-backed table of per-source state.
+
+Thin glue around `streams.processor`: Faust gives consumer-group membership, partition
+assignment, table recovery from the changelog and offset commits; the agent hands micro-batches
+of raw events to the processor and returns, and only then does `take_events` ack them.
+Output messages go through our own aiokafka producer (acks=all, idempotence a setting), whose
+acknowledgements the processor awaits before it saves state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+from mode import Service
+
+from detectors.engine import Scorer, ScoringConfig
+from streams.codec import Limits
+from streams.metrics import Metrics
+from streams.processor import InMessage, Processor
+from streams.settings import Settings
+from streams.topics import DLQ_MAX_MESSAGE_BYTES, TABLE_NAME, TopicPlan
+
+log = logging.getLogger(__name__)
+
+
+class OutputProducer(Service):
+    """aiokafka producer for scores, events and dead letters, started and stopped with the app."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+
+    async def on_start(self) -> None:
+        s = self._settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers,
+            acks="all",
+            enable_idempotence=s.producer_idempotence,
+            linger_ms=s.producer_linger_ms,
+            max_batch_size=1_048_576,
+            max_request_size=DLQ_MAX_MESSAGE_BYTES + 65_536,
+            client_id=f"{s.app_id}-output",
+        )
+        await self._producer.start()
+
+    async def on_stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None
+    ) -> Awaitable[Any]:
+        if self._producer is None:  # an event arrived before start finished
+            await self.wait_until_started()
+        assert self._producer is not None
+        return await self._producer.send(topic, value=value, key=key, headers=headers)
+
+
+class TableStore:
+    """`StateStore` over a Faust table, writing the changelog partition explicitly.
+
+    `table[key] = v` would pick the changelog partition from Faust's *current event*, which in a
+    micro-batch is just the last one. We write to the partition the source's records came from,
+    which is the partition Faust restores with the input partition after a rebalance.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self.table.data.get(key)
+        return value
+
+    def put(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
+        self.table.data[key] = value
+        fut: Awaitable[Any] = self.table.send_changelog(
+            partition, key, value, key_serializer="raw", value_serializer="raw"
+        )
+        return fut
+
+
+def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.App:
+    """The Faust app for these settings; `topics` carries the input topic's real partitions."""
+    os.makedirs(settings.data_dir, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        datadir=str(settings.data_dir),
+        web_enabled=False,
+        topic_partitions=topics.partitions,
+        topic_replication_factor=topics.replication,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout,
+        broker_commit_interval=settings.broker_commit_interval,
+        producer_acks=-1,
+        producer_linger_ms=settings.producer_linger_ms,
+        stream_wait_empty=True,
+    )
+    source = app.topic(
+        topics.signals,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=topics.partitions,
+    )
+    table = app.Table(
+        TABLE_NAME,
+        partitions=topics.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    output = OutputProducer(settings)
+    app.service(output)  # type: ignore[arg-type]
+    scorer = Scorer(
+        ScoringConfig(
+            target_fap=settings.target_fap, warmup=settings.warmup, learn_gate=settings.learn_gate
+        )
+    )
+    processor = Processor(
+        scorer,
+        TableStore(table),
+        output,
+        topics,
+        Limits(settings.max_message_bytes, settings.max_signals, settings.max_name_length),
+        metrics,
+    )
+    metrics.threshold.set(settings.threshold)
+
+    @app.agent(source, name="score")
+    async def score(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+            batch = [
+                InMessage(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
+                for e in events
+            ]
+            await processor.process(batch)
+
+    return app

@@ -1,0 +1,128 @@
+"""The topics the worker reads and writes, created explicitly before it starts consuming.
+
+Faust restores a table partition from the changelog partition of the same number, so the
+changelog must have exactly as many partitions as the input topic: when the input topic already
+exists, its partition count wins over the `partitions` setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "source-state"
+DLQ_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Dead letters carry the original bytes, so the DLQ accepts more than the input limit."""
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker could not be reached in time; the message is one line for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPlan:
+    """Names and partition counts of everything the worker touches."""
+
+    signals: str
+    scores: str
+    anomalies: str
+    dlq: str
+    changelog: str
+    partitions: int
+    replication: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicPlan:
+        return cls(
+            signals=settings.topic_signals,
+            scores=settings.topic_scores,
+            anomalies=settings.topic_anomalies,
+            dlq=settings.topic_dlq,
+            changelog=changelog_topic(settings.app_id),
+            partitions=settings.partitions,
+            replication=settings.replication_factor,
+        )
+
+
+def changelog_topic(app_id: str) -> str:
+    """Faust's name for the state table's changelog."""
+    return f"{app_id}-{TABLE_NAME}-changelog"
+
+
+async def _connect(bootstrap: str, wait: float) -> AIOKafkaAdminClient:
+    """An admin client, retried with backoff for up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    delay = 0.25
+    announced = False
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            return admin
+        except (KafkaConnectionError, KafkaError, OSError) as exc:
+            await admin.close()
+            if time.monotonic() + delay > deadline:
+                raise BrokerUnavailable(
+                    f"cannot reach the Kafka broker at {bootstrap} "
+                    f"(waited {wait:.0f} s): {exc or type(exc).__name__}"
+                ) from None
+            if not announced:
+                log.warning("waiting for the Kafka broker at %s (up to %.0f s)", bootstrap, wait)
+                announced = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def ensure_topics(settings: Settings, wait: float = 60.0) -> TopicPlan:
+    """Create the missing topics; return the plan with the input topic's real partition count."""
+    plan = TopicPlan.from_settings(settings)
+    admin = await _connect(settings.bootstrap_servers, wait)
+    try:
+        existing = await _partition_counts(admin)
+        partitions = existing.get(plan.signals, plan.partitions)
+        wanted = {
+            plan.signals: (partitions, {}),
+            plan.scores: (partitions, {}),
+            plan.anomalies: (partitions, {}),
+            plan.dlq: (partitions, {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}),
+            plan.changelog: (partitions, {"cleanup.policy": "compact"}),
+        }
+        missing = [
+            NewTopic(name, n, plan.replication, topic_configs=configs)
+            for name, (n, configs) in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race
+            log.info("created topics %s", ", ".join(t.name for t in missing))
+        counts = await _partition_counts(admin)
+        if plan.changelog in counts and counts[plan.changelog] != partitions:
+            raise BrokerUnavailable(
+                f"topic {plan.changelog} has {counts[plan.changelog]} partitions but "
+                f"{plan.signals} has {partitions}: they must match (delete the changelog or "
+                "use a new app_id)"
+            )
+        return replace(plan, partitions=partitions)
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
+    metadata = await admin.describe_topics(await admin.list_topics())
+    counts: dict[str, int] = {}
+    for topic in metadata:
+        if topic.get("error_code", 0) == 0:
+            counts[topic["topic"]] = len(topic["partitions"])
+    return counts

@@ -116,10 +116,9 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     table = app.Table(
         TABLE_NAME,
         partitions=topics.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
     )
     output = OutputProducer(settings)
     app.service(output)  # type: ignore[arg-type]
@@ -137,6 +136,11 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         metrics,
     )
     metrics.threshold.set(settings.threshold)
+
+    @app.task
+    async def mark_ready() -> None:
+        """Faust starts app tasks after table recovery finished."""
+        metrics.ready.set(1)
 
     @app.agent(source, name="score")
     async def score(stream: faust.StreamT[bytes]) -> None:

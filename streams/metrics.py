@@ -58,6 +58,10 @@ class Metrics:
             "Share of the last batch's records whose detectors were still warming up",
             registry=r,
         )
+        self.ready = Gauge(
+            "anomstream_ready", "1 once the worker joined its group and recovered its state",
+            registry=r,
+        )
         self.threshold = Gauge("anomstream_threshold", "Score threshold (1 - target_fap)", registry=r)
         self.build = Gauge("anomstream_build_info", "Build information", ["version"], registry=r)
         self.build.labels(version=_version()).set(1)

@@ -1,0 +1,5 @@
+"""`python -m streams` = the `anomstream` command."""
+
+from streams.cli import main
+
+main()

@@ -1,0 +1,157 @@
+"""The `anomstream` command. Errors users can fix are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from streams.brokers import BrokerError
+from streams.csvdata import CsvError
+from streams.settings import Settings, SettingsError, load_settings
+from streams.topics import BrokerUnavailable
+
+USER_ERRORS = (SettingsError, BrokerUnavailable, CsvError, BrokerError, OSError)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def kafka_options(fun: F) -> F:
+    """Options every command that talks to Kafka shares."""
+    fun = click.option("--config", type=click.Path(path_type=Path), help="TOML config file")(fun)
+    fun = click.option("--broker", help="bootstrap servers, e.g. kafka://localhost:9092")(fun)
+    return fun
+
+
+def settings_from(config: Path | None, broker: str | None, **overrides: Any) -> Settings:
+    return load_settings(config, broker=broker, **overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="anomstream", prog_name="anomstream")
+def cli() -> None:
+    """Streaming anomaly detection over Kafka."""
+
+
+@cli.command()
+@kafka_options
+@click.option("--app-id", help="consumer group / Faust app id")
+@click.option("--metrics-port", type=int, help="port of /metrics (0 = off)")
+@click.option("--partitions", type=int, help="partitions of the topics it creates")
+@click.option("-l", "--log-level", type=click.Choice(["crit", "error", "warn", "info", "debug"]))
+@click.option("--startup-wait", type=float, default=60.0, show_default=True,
+              help="seconds to wait for the broker at start")
+def worker(config: Path | None, broker: str | None, app_id: str | None, metrics_port: int | None,
+           partitions: int | None, log_level: str | None, startup_wait: float) -> None:
+    """Run the worker: consume the signals topic, publish scores and anomaly events."""
+    from streams.worker import run_worker
+
+    settings = settings_from(config, broker, app_id=app_id, metrics_port=metrics_port,
+                             partitions=partitions, log_level=log_level)
+    run_worker(settings, startup_wait=startup_wait)
+
+
+@cli.command()
+@click.option("--port", type=int, default=9092, show_default=True)
+@click.option("--kind", type=click.Choice(["tansu", "kafka"]), default="tansu", show_default=True,
+              help="tansu: embedded, in memory; kafka: Apache Kafka (needs java 17 and mvn)")
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path(".anomstream/broker"),
+              show_default=True)
+def broker(port: int, kind: str, workdir: Path) -> None:
+    """Run a local Kafka-compatible broker until Ctrl-C."""
+    import time
+
+    from streams.brokers import KafkaBroker, TansuBroker
+
+    cls = TansuBroker if kind == "tansu" else KafkaBroker
+    with cls(workdir, port=port) as running:
+        click.echo(f"{kind} broker listening on {running.bootstrap} (Ctrl-C to stop)")
+        try:
+            while running.running:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    click.echo("broker stopped")
+
+
+@cli.command()
+@kafka_options
+@click.argument("csv_file", type=click.Path(path_type=Path))
+@click.option("--rate", type=float, default=100.0, show_default=True,
+              help="records per second (0 = as fast as possible)")
+@click.option("--source", default="csv", show_default=True,
+              help="source id when the file has no source column")
+@click.option("--time-col", help="timestamp column (default: timestamp/ts/time or the first)")
+@click.option("--source-col", help="source column (default: source, if present)")
+@click.option("--limit", type=int, help="stop after this many records")
+def replay(config: Path | None, broker: str | None, csv_file: Path, rate: float, source: str,
+           time_col: str | None, source_col: str | None, limit: int | None) -> None:
+    """Produce a CSV file into the signals topic at --rate records/s."""
+    from streams.replay import replay as run
+
+    settings = settings_from(config, broker)
+    sent = asyncio.run(run(settings, csv_file, rate, source, time_col, source_col, limit))
+    click.echo(f"produced {sent} records to {settings.topic_signals}")
+
+
+@cli.command()
+@kafka_options
+@click.option("--topic", "what", type=click.Choice(["anomalies", "scores", "dlq"]),
+              default="anomalies", show_default=True)
+@click.option("--from-beginning", is_flag=True, help="start at the oldest message")
+@click.option("-n", "--max", "limit", type=int, help="stop after this many messages")
+@click.option("--idle-timeout", type=float, help="stop after this many seconds without a message")
+@click.option("--json", "as_json", is_flag=True, help="print the raw JSON")
+def tail(config: Path | None, broker: str | None, what: str, from_beginning: bool,
+         limit: int | None, idle_timeout: float | None, as_json: bool) -> None:
+    """Pretty-print anomaly events (or scores, or dead letters) as they arrive."""
+    from streams.tail import tail as run
+
+    settings = settings_from(config, broker)
+    asyncio.run(run(settings, what, from_beginning, limit, idle_timeout, as_json))
+
+
+@cli.command()
+@click.option("--duration", type=float, default=60.0, show_default=True, help="seconds of plant data")
+@click.option("--rate", type=float, default=300.0, show_default=True, help="records per second")
+@click.option("--sources", type=click.IntRange(3, 50), default=3, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--summary-json", type=click.Path(path_type=Path), help="also write the summary here")
+@click.option("--no-live", is_flag=True, help="no live view (for logs and CI)")
+def demo(duration: float, rate: float, sources: int, seed: int, summary_json: Path | None,
+         no_live: bool) -> None:
+    """Embedded broker + worker + a synthetic plant with injected anomalies; prints a summary."""
+    from streams.demo import Summary, print_summary, run_demo
+    from streams.demo import summary_json as to_json
+
+    if duration < 10 or rate < 10:
+        raise click.BadParameter("needs --duration >= 10 and --rate >= 10")
+    console = Console()
+    summary = Summary(duration_s=duration)
+    try:
+        asyncio.run(run_demo(summary, rate, sources, seed, console=console, live=not no_live))
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    print_summary(summary, console)
+    if summary_json is not None:
+        summary_json.write_bytes(to_json(summary))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line for errors users can fix, the traceback only for our bugs."""
+    try:
+        cli.main(args=argv, prog_name="anomstream", standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(0)
+    except click.ClickException as exc:
+        click.echo(f"anomstream: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except USER_ERRORS as exc:
+        click.echo(f"anomstream: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,54 @@
+"""Plain aiokafka clients for the commands around the worker (replay, tail, demo)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from streams.settings import Settings
+from streams.topics import BrokerUnavailable
+
+
+async def start_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    """A started producer with the worker's delivery settings (acks=all, idempotence setting)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "acks": "all",
+        "enable_idempotence": settings.producer_idempotence,
+        "linger_ms": settings.producer_linger_ms,
+        **overrides,
+    }
+    producer = AIOKafkaProducer(**options)
+    try:
+        await producer.start()
+    except (KafkaConnectionError, KafkaError, OSError) as exc:
+        await producer.stop()
+        raise BrokerUnavailable(
+            f"cannot reach the Kafka broker at {settings.bootstrap_servers}: {exc or type(exc).__name__}"
+        ) from None
+    return producer
+
+
+async def start_consumer(
+    settings: Settings, topics: Sequence[str], from_beginning: bool, **overrides: Any
+) -> AIOKafkaConsumer:
+    """A started group-less consumer of `topics`."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+        group_id=None,
+        **overrides,
+    )
+    try:
+        await consumer.start()
+    except (KafkaConnectionError, KafkaError, OSError) as exc:
+        await consumer.stop()
+        raise BrokerUnavailable(
+            f"cannot reach the Kafka broker at {settings.bootstrap_servers}: {exc or type(exc).__name__}"
+        ) from None
+    return consumer

@@ -1,0 +1,120 @@
+"""Reading the CSV files users bring: one time column, one column per signal, optional source and
+label columns. Shared by `replay` now and by `train`, `evaluate` and `detect` later.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.codec import Invalid, parse_ts
+
+TIME_COLUMNS = ("timestamp", "ts", "time", "datetime", "date")
+SOURCE_COLUMNS = ("source", "source_id", "device", "id")
+LABEL_COLUMNS = ("label", "anomaly", "is_anomaly")
+
+
+class CsvError(ValueError):
+    """The file cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class CsvLayout:
+    """Which column is what, found from the header and the flags."""
+
+    delimiter: str
+    time: str
+    source: str | None
+    label: str | None
+    signals: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRow:
+    ts: float
+    ts_text: str
+    source: str
+    signals: dict[str, float | None]
+    label: float | None
+    line: int
+
+
+def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what: str) -> str | None:
+    if wanted is not None:
+        if wanted not in header:
+            raise CsvError(f"{what} column {wanted!r} not in the header ({', '.join(header[:12])})")
+        return wanted
+    lowered = {h.lower(): h for h in header}
+    return next((lowered[d] for d in defaults if d in lowered), None)
+
+
+def layout(
+    path: Path,
+    time_col: str | None = None,
+    source_col: str | None = None,
+    label_col: str | None = None,
+    ignore: tuple[str, ...] = (),
+) -> CsvLayout:
+    """Find the columns: named by flags, else by common names; the time column defaults to the first."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            first = handle.readline()
+    except FileNotFoundError:
+        raise CsvError(f"file not found: {path}") from None
+    except IsADirectoryError:
+        raise CsvError(f"{path} is a directory, not a CSV file") from None
+    except UnicodeDecodeError:
+        raise CsvError(f"{path} is not a UTF-8 text file") from None
+    if not first.strip():
+        raise CsvError(f"{path} is empty")
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
+    time = _pick(header, time_col, TIME_COLUMNS, "time") or header[0]
+    source = _pick(header, source_col, SOURCE_COLUMNS, "source")
+    label = _pick(header, label_col, LABEL_COLUMNS, "label")
+    for name in ignore:
+        if name not in header:
+            raise CsvError(f"column to ignore {name!r} not in the header")
+    skip = {time, source, label, *ignore}
+    signals = tuple(h for h in header if h not in skip and h)
+    if not signals:
+        raise CsvError(f"{path}: no signal columns besides {time!r}")
+    return CsvLayout(delimiter, time, source, label, signals)
+
+
+def rows(path: Path, spec: CsvLayout, default_source: str) -> Iterator[CsvRow]:
+    """Rows in file order; empty cells are missing values; bad cells stop with the line number."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, delimiter=spec.delimiter, skipinitialspace=True)
+        for line, row in enumerate(reader, start=2):
+            try:
+                ts, ts_text = parse_ts(_time_value(row.get(spec.time)))
+            except Invalid as exc:
+                raise CsvError(f"{path}:{line}: {exc.detail}") from None
+            values: dict[str, float | None] = {}
+            for name in spec.signals:
+                values[name] = _number(row.get(name), path, line, name)
+            source = (row.get(spec.source) or default_source) if spec.source else default_source
+            label = _number(row.get(spec.label), path, line, spec.label) if spec.label else None
+            yield CsvRow(ts, ts_text, source, values, label, line)
+
+
+def _time_value(text: str | None) -> str | float | None:
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _number(text: str | None, path: Path, line: int, column: str) -> float | None:
+    if text is None or not text.strip() or text.strip().lower() in {"nan", "null", "na"}:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise CsvError(f"{path}:{line}: column {column!r}: {text.strip()[:30]!r} is not a number") from None

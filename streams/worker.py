@@ -1,0 +1,37 @@
+"""Run the worker: create the topics, serve metrics, start the Faust worker until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from streams.app import build_app
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, startup_wait: float = 60.0) -> None:
+    """Blocks until the worker stops (SIGTERM/SIGINT). Raises `BrokerUnavailable` early."""
+    logging.basicConfig(
+        level=settings.log_level.upper().replace("WARN", "WARNING").replace("CRIT", "CRITICAL"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Faust runs on the loop current at construction time: create it, then reuse it for setup.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    topics = loop.run_until_complete(ensure_topics(settings, wait=startup_wait))
+    metrics = Metrics()
+    metrics.serve(settings.metrics_port)
+    app = build_app(settings, topics, metrics)
+    log.info(
+        "anomstream worker: %s -> %s, %s (%d partitions), group %s, metrics on :%d",
+        topics.signals, topics.scores, topics.anomalies, topics.partitions, settings.app_id,
+        settings.metrics_port,
+    )
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, loop=loop)
+    worker.execute_from_commandline()

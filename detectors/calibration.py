@@ -50,7 +50,7 @@ class Calibration:
     small move certain.
     """
 
-    window: int = 2000
+    window: int = 1000
     tail_window: int = 500
     min_scale: float = 1e-3
 

@@ -97,6 +97,9 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         topic_partitions=topics.partitions,
         topic_replication_factor=topics.replication,
         consumer_auto_offset_reset="earliest",
+        # Fetch whole messages well beyond the size limit, so an oversized one is read and
+        # dead-lettered instead of stalling its partition.
+        consumer_max_fetch_size=max(4 * settings.max_message_bytes, 1_048_576),
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         broker_rebalance_timeout=settings.broker_rebalance_timeout,

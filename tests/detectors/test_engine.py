@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from detectors.engine import Scored, Scorer, ScoringConfig
+from detectors.records import Origin, Record
+from detectors.source_state import SourceState
+
+
+def make_records(n: int, sources: int = 4, signals: int = 3, seed: int = 0) -> list[Record]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        src = f"s{i % sources}"
+        values: dict[str, float | None] = {f"x{k}": float(rng.normal(k, 1.0)) for k in range(signals)}
+        out.append(Record(src, 1000.0 + i, f"t{i}", values, Origin("signals", i % 2, i)))
+    return out
+
+
+def score_all(records: list[Record], cuts: list[int], config: ScoringConfig | None = None):
+    scorer = Scorer(config or ScoringConfig(warmup=50))
+    states: dict[str, SourceState] = {}
+    out: list[Scored | None] = []
+    bounds = [0, *cuts, len(records)]
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        out.extend(scorer.score_batch(records[a:b], states))
+    return out, states, scorer
+
+
+def test_scores_do_not_depend_on_how_the_stream_is_cut_into_batches() -> None:
+    records = make_records(1200)
+    one, _, _ = score_all(records, [])
+    many, _, _ = score_all(records, [1, 7, 100, 101, 555, 1000])
+    assert all(r is not None for r in one)
+    assert [r.score for r in one] == [r.score for r in many]  # type: ignore[union-attr]
+    assert [r.signals for r in one] == [r.signals for r in many]  # type: ignore[union-attr]
+
+
+def test_state_through_json_resumes_exactly() -> None:
+    records = make_records(1200)
+    whole, _, _ = score_all(records, [])
+    first, states, scorer = score_all(records[:700], [])
+    restored = {
+        k: SourceState.from_json(orjson.loads(orjson.dumps(v.to_json(scorer.suite))), scorer.suite)
+        for k, v in states.items()
+    }
+    rest = scorer.score_batch(records[700:], restored)
+    assert [r.score for r in rest] == [r.score for r in whole[700:]]  # type: ignore[union-attr]
+
+
+def test_replayed_records_are_skipped_by_offset() -> None:
+    records = make_records(300)
+    scorer = Scorer(ScoringConfig(warmup=50))
+    states: dict[str, SourceState] = {}
+    scorer.score_batch(records[:200], states)
+    again = scorer.score_batch(records[150:250], states)
+    assert all(r is None for r in again[:50])
+    assert all(r is not None for r in again[50:])
+
+
+def test_a_spike_raises_an_anomaly_that_names_the_spiked_signal_first() -> None:
+    records = make_records(2000, sources=2, signals=4)
+    src = records[1800].source
+    spiked = Record(src, records[1800].ts, "spike", {**records[1800].signals, "x2": 40.0}, records[1800].origin)
+    records[1800] = spiked
+    out, _, _ = score_all(records, [500, 1000])
+    hit = out[1800]
+    assert hit is not None and hit.is_anomaly
+    from detectors.messages import anomaly_event
+
+    event = anomaly_event(hit, ScoringConfig(warmup=50))
+    assert event["signals"][0]["name"] == "x2"
+    assert event["signals"][0]["contribution"] > 0.9
+    assert any(d.startswith("x2/") for d in event["detectors"])
+
+
+def test_no_event_while_warming_up() -> None:
+    records = make_records(40, sources=1)
+    records[30] = Record("s0", records[30].ts, "t", {"x0": 1e6, "x1": 1.0, "x2": 2.0}, None)
+    out, _, _ = score_all(records, [], ScoringConfig(warmup=100))
+    assert all(r is not None and r.warming_up and not r.is_anomaly for r in out)
+
+
+def test_late_records_are_scored_flagged_and_not_learned() -> None:
+    records = make_records(400, sources=1)
+    late = Record("s0", 500.0, "late", {"x0": 0.0, "x1": 1.0, "x2": 2.0}, None)
+    with_late, states_a, scorer = score_all([*records[:300], late, *records[300:]], [])
+    without, states_b, _ = score_all(records, [])
+    assert with_late[300] is not None and with_late[300].late
+    assert [r.score for r in with_late[301:]] == [r.score for r in without[300:]]  # type: ignore[union-attr]
+    assert states_a["s0"].to_json(scorer.suite)["detectors"] == states_b["s0"].to_json(scorer.suite)["detectors"]
+
+
+def test_missing_values_are_flagged_and_score_nothing() -> None:
+    records = make_records(600, sources=1)
+    records[500] = Record("s0", records[500].ts, "m", {"x0": None, "x1": 1.0}, None)
+    out, _, _ = score_all(records, [])
+    r = out[500]
+    assert r is not None
+    assert r.missing == ["x0", "x2"]
+    assert [s.name for s in r.signals] == ["x1"]
+
+
+def test_learning_gate_keeps_an_anomaly_from_becoming_normal() -> None:
+    rng = np.random.default_rng(1)
+    records = [Record("s", float(i), str(i), {"x": float(rng.normal()) + (8.0 if i >= 1500 else 0.0)}, None)
+               for i in range(1700)]
+    gated, _, _ = score_all(records, [], ScoringConfig(warmup=50, learn_gate=True))
+    open_, _, _ = score_all(records, [], ScoringConfig(warmup=50, learn_gate=False))
+    tail_gated = sum(r.is_anomaly for r in gated[1600:])  # type: ignore[union-attr]
+    tail_open = sum(r.is_anomaly for r in open_[1600:])  # type: ignore[union-attr]
+    assert tail_gated > tail_open
+    assert tail_gated >= 90
+
+
+@pytest.mark.parametrize("signals", [1, 8, 32])
+def test_record_false_alarm_rate_does_not_grow_with_the_number_of_signals(signals: int) -> None:
+    records = make_records(6000, sources=2, signals=signals, seed=signals)
+    out, _, _ = score_all(records, list(range(500, 6000, 500)), ScoringConfig(warmup=200))
+    rate = np.mean([r.is_anomaly for r in out[2000:]])  # type: ignore[union-attr]
+    assert rate <= 3e-3

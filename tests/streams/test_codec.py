@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors.records import Origin
+from streams.codec import Invalid, Limits, decode, parse_ts, to_record
+from tests.schemas import record_validator
+
+LIMITS = Limits(max_message_bytes=4096, max_signals=5, max_name_length=20)
+ORIGIN = Origin("signals", 1, 42)
+GOOD = {"source": "pump-7", "ts": "2026-11-24T10:00:00.250Z", "signals": {"temp": 71.2, "p": None, "n": 3}}
+
+# (raw message bytes, expected reason) for every malformed kind the worker must dead-letter.
+BAD_MESSAGES: list[tuple[bytes | None, str]] = [
+    (b'{"source": "a", "ts": 1', "invalid_json"),
+    (b'{"source": "a", "ts": NaN, "signals": {"x": 1}}', "invalid_json"),
+    (b'{"source": "\xff\xfe", "ts": 1, "signals": {"x": 1}}', "bad_utf8"),
+    (b'"just a string"', "not_record"),
+    (b"42", "not_record"),
+    (b"[]", "empty_array"),
+    (b'{"ts": 1, "signals": {"x": 1}}', "missing_source"),
+    (b'{"source": "", "ts": 1, "signals": {"x": 1}}', "bad_source"),
+    (b'{"source": 7, "ts": 1, "signals": {"x": 1}}', "bad_source"),
+    (b'{"source": "a", "signals": {"x": 1}}', "missing_ts"),
+    (b'{"source": "a", "ts": "yesterday", "signals": {"x": 1}}', "bad_ts"),
+    (b'{"source": "a", "ts": 1e12, "signals": {"x": 1}}', "bad_ts"),
+    (b'{"source": "a", "ts": -5, "signals": {"x": 1}}', "bad_ts"),
+    (b'{"source": "a", "ts": true, "signals": {"x": 1}}', "bad_ts"),
+    (b'{"source": "a", "ts": 1}', "missing_signals"),
+    (b'{"source": "a", "ts": 1, "signals": [1, 2]}', "bad_signals"),
+    (b'{"source": "a", "ts": 1, "signals": {}}', "empty_signals"),
+    (b'{"source": "a", "ts": 1, "signals": {"x": "hot"}}', "bad_signal_value"),
+    (b'{"source": "a", "ts": 1, "signals": {"x": true}}', "bad_signal_value"),
+    (b'{"source": "a", "ts": 1, "signals": {"x": {"nested": 1}}}', "bad_signal_value"),
+    (b'{"source": "a", "ts": 1, "signals": {"x": 1e300}}', "bad_signal_value"),
+    (b'{"source": "a", "ts": 1, "signals": {"": 1}}', "bad_signal_name"),
+    (orjson.dumps({"source": "a", "ts": 1, "signals": {f"s{i}": i for i in range(6)}}), "too_many_signals"),
+    (b'{"source": "a", "ts": 1, "signals": {"x": 1}, "pad": "' + b"x" * 5000 + b'"}', "too_large"),
+    (None, "empty"),
+]
+
+
+def reason_of(raw: bytes | None) -> str:
+    try:
+        good, bad = decode(raw, ORIGIN, LIMITS)
+    except Invalid as exc:
+        return exc.reason
+    assert not good and len(bad) == 1
+    return bad[0].error.reason
+
+
+def test_a_good_record_decodes_with_its_provenance() -> None:
+    (rec,), bad = decode(orjson.dumps(GOOD), ORIGIN, LIMITS)
+    assert not bad
+    assert rec.source == "pump-7"
+    assert rec.ts == pytest.approx(1795514400.25)
+    assert rec.ts_text == GOOD["ts"]
+    assert rec.signals == {"temp": 71.2, "p": None, "n": 3.0}
+    assert rec.origin == ORIGIN
+
+
+@pytest.mark.parametrize(("raw", "reason"), BAD_MESSAGES, ids=[r for _, r in BAD_MESSAGES])
+def test_every_malformed_kind_has_its_reason(raw: bytes | None, reason: str) -> None:
+    assert reason_of(raw) == reason
+
+
+def test_an_array_keeps_its_good_records_and_names_the_bad_ones() -> None:
+    raw = orjson.dumps([GOOD, {"source": "b", "ts": "x", "signals": {"a": 1}}, GOOD])
+    good, bad = decode(raw, ORIGIN, LIMITS)
+    assert [r.origin.index for r in good if r.origin] == [0, 2]
+    assert [(b.index, b.error.reason) for b in bad] == [(1, "bad_ts")]
+
+
+def test_epoch_seconds_are_echoed_as_rfc3339() -> None:
+    assert parse_ts(1795514400.25) == (1795514400.25, "2026-11-24T10:00:00.250Z")
+    assert parse_ts("2026-11-24T10:00:00")[0] == 1795514400.0  # naive = UTC
+
+
+CORPUS: list[Any] = [
+    GOOD,
+    {**GOOD, "ts": 1795514400},
+    {**GOOD, "extra": [1, 2]},
+    {**GOOD, "signals": {"a": -1e15}},
+    {**GOOD, "signals": {"a": 1e16}},
+    {**GOOD, "signals": {"a": False}},
+    {**GOOD, "signals": {"a": []}},
+    {**GOOD, "signals": {}},
+    {**GOOD, "source": ""},
+    {**GOOD, "source": "x" * 21},
+    {**GOOD, "ts": 5e9},
+    {**GOOD, "ts": None},
+    {"source": "a", "ts": 1},
+    [GOOD],
+    "text",
+    None,
+]
+
+
+@pytest.mark.parametrize("obj", CORPUS)
+def test_the_fast_validator_agrees_with_the_json_schema(obj: Any) -> None:
+    schema_ok = record_validator().is_valid(obj)
+    # The schema's limits are the defaults; align the names limit for this corpus.
+    if isinstance(obj, dict) and isinstance(obj.get("source"), str) and len(obj["source"]) > 20:
+        schema_ok = False
+    try:
+        to_record(obj, None, LIMITS)
+        ours = True
+    except Invalid:
+        ours = False
+    assert ours == schema_ok

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.settings import SettingsError, load_settings
+
+
+def test_defaults_match_the_design() -> None:
+    s = load_settings(environ={})
+    assert s.broker == "kafka://localhost:9092"
+    assert (s.topic_signals, s.topic_scores, s.topic_anomalies, s.topic_dlq) == (
+        "signals", "scores", "anomalies", "signals.dlq")
+    assert s.partitions == 4 and s.producer_idempotence and s.metrics_port == 9464
+    assert s.target_fap == 1e-3 and s.threshold == pytest.approx(0.999)
+
+
+def test_env_beats_file_and_overrides_beat_env(tmp_path: Path) -> None:
+    cfg = tmp_path / "a.toml"
+    cfg.write_text('broker = "filehost:1"\napp_id = "from-file"\npartitions = 8\n')
+    s = load_settings(cfg, environ={"ANOMSTREAM_BROKER": "envhost:2", "ANOMSTREAM_PRODUCER_IDEMPOTENCE": "false"})
+    assert s.broker == "kafka://envhost:2" and s.app_id == "from-file" and s.partitions == 8
+    assert s.producer_idempotence is False
+    s = load_settings(cfg, environ={"ANOMSTREAM_BROKER": "envhost:2"}, broker="cli:3")
+    assert s.bootstrap_servers == "cli:3"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"ANOMSTREAM_PARTITIONS": "zero"}, "partitions"),
+        ({"ANOMSTREAM_TARGET_FAP": "2"}, "target_fap"),
+        ({"ANOMSTREAM_BROKER": "no-port"}, "broker"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_setting(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ=environ)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_config_files(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(tmp_path / "missing.toml", environ={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("broker = [")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(bad, environ={})
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("brokr = 'x:1'")
+    with pytest.raises(SettingsError, match="unknown setting"):
+        load_settings(unknown, environ={})

@@ -821,7 +821,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else:
             broker = TansuBroker(workdir, args.port)
         started = time.monotonic()
-        # SIGTERM (e.g. from a supervisor) unwinds like Ctrl-C so the broker is stopped.
+        # Ctrl-C and SIGTERM (a supervisor) both unwind so the broker is stopped; SIGINT is set
+        # explicitly because a shell's background job starts with it ignored.
+        signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             broker.start(timeout=args.timeout)

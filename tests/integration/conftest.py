@@ -96,12 +96,12 @@ class Lane:
     def create_topics(self) -> None:
         asyncio.run(ensure_topics(self.settings, wait=30))
 
-    def worker(self, name: str = "worker", start: bool = True) -> WorkerProcess:
+    def worker(self, name: str = "worker", start: bool = True, ready_timeout: float = 120) -> WorkerProcess:
         w = WorkerProcess(self.env(name), self.workdir / name, name=name)
         self.workers.append(w)
         if start:
             w.start()
-            w.wait_ready(120)
+            w.wait_ready(ready_timeout)
         return w
 
     def stop(self) -> None:

@@ -1,0 +1,59 @@
+# anomstream: `make demo` and `make test` do all the set-up on a fresh Python 3.11 machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
+TEST_TIMEOUT ?= 900
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-unit test-tansu test-kafka lint kafka bench bench-throughput clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "anomstream needs Python >= 3.11, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install anomstream with its dev tools
+
+demo: $(STAMP) ## embedded broker + worker + synthetic plant with injected anomalies (60 s)
+	$(BIN)/anomstream demo
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint test-unit test-tansu test-kafka ## lint, unit tier, integration on Tansu, then on Apache Kafka
+
+test-unit: $(STAMP) ## unit tier: no broker
+	$(PYTEST) -q -m "not integration and not reliability" --timeout=$(TEST_TIMEOUT) tests
+
+test-tansu: $(STAMP) ## integration and reliability tiers on the embedded Tansu broker
+	ANOMSTREAM_TEST_BROKER=tansu $(PYTEST) -q -m "integration or reliability" --timeout=$(TEST_TIMEOUT) tests
+
+test-kafka: $(STAMP) ## integration and reliability tiers on Apache Kafka (KRaft), if java 17+ and mvn exist
+	@if reason=$$($(BIN)/python -m streams.brokers check 2>&1); then \
+		$(MAKE) --no-print-directory kafka && \
+		ANOMSTREAM_TEST_BROKER=kafka $(PYTEST) -q -m "integration or reliability" --timeout=$(TEST_TIMEOUT) tests; \
+	elif [ -n "$$ANOMSTREAM_REQUIRE_KAFKA" ]; then \
+		echo "Kafka lane required but unavailable: $$reason"; exit 1; \
+	else \
+		echo "Kafka lane skipped: $$reason"; \
+	fi
+
+kafka: $(STAMP) ## fetch Apache Kafka's jars from Maven Central into the cache (once)
+	$(BIN)/python -m streams.brokers fetch
+
+bench: bench-throughput ## all benchmarks
+
+bench-throughput: $(STAMP) ## throughput and latency of the worker (BROKER=kafka|tansu|host:port)
+	$(BIN)/python -m bench.throughput --broker $${BROKER:-kafka}
+
+clean: ## remove the virtualenv and local state
+	rm -rf $(VENV) .anomstream .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,112 @@
+"""State restored exactly across a clean stop and a crash, proven on Apache Kafka.
+
+A worker scores 20,000 records from 100 sources; it is stopped with SIGTERM after the first
+12,000, restarted, killed with SIGKILL in the middle of the next 4,000, restarted again, and
+fed 4,000 more. Every record must have a score, duplicates (the crash replays at most one commit
+interval) must be identical, and every score must equal the score of an uninterrupted run over the
+same input (the offline scorer: same code, no batching effects) within 1e-9.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import orjson
+import pytest
+
+from detectors.engine import Scorer, ScoringConfig
+from detectors.records import Record
+from streams.codec import parse_ts
+from tests.integration.conftest import dumps
+
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
+
+SOURCES = 100
+PHASES = (12_000, 4_000, 4_000)
+TANSU_DEFECT = (
+    "Tansu 0.6 answers ListOffsets(latest) with the base offset of the partition's last record "
+    "batch + 1, so Faust stops restoring the changelog early and loses the last batch of state"
+)
+
+
+def workload(total: int) -> list[dict]:
+    rng = np.random.default_rng(5)
+    out = []
+    for i in range(total):
+        source = f"src-{i % SOURCES:03d}"
+        k = i // SOURCES
+        out.append({
+            "source": source,
+            "ts": 1795514400 + k,
+            "signals": {"a": float(rng.normal(10, 1)), "b": float(rng.normal(0, 3) + np.sin(k / 9)),
+                        "c": float(rng.integers(0, 4))},
+        })
+    return out
+
+
+def reference(records: list[dict], warmup: int) -> dict[tuple[str, str], float]:
+    scorer = Scorer(ScoringConfig(warmup=warmup))
+    states: dict = {}
+    recs = []
+    for r in records:
+        ts, text = parse_ts(r["ts"])
+        recs.append(Record(r["source"], ts, text, r["signals"]))
+    out = {}
+    for a in range(0, len(recs), 997):
+        for res in scorer.score_batch(recs[a:a + 997], states):
+            assert res is not None
+            out[(res.record.source, res.record.ts_text)] = res.score
+    return out
+
+
+def test_state_survives_sigterm_and_sigkill_exactly(lane, broker_kind, request) -> None:
+    ready = 120.0
+    if broker_kind == "tansu":
+        request.applymarker(pytest.mark.xfail(reason=TANSU_DEFECT, strict=False))
+        ready = 45.0  # a restarted worker can hang in recovery there; do not wait for long
+    run = lane(warmup=100, broker_commit_interval=0.5)
+    run.create_topics()
+    s = run.settings
+    records = workload(sum(PHASES))
+    messages = [(r["source"].encode(), dumps(r)) for r in records]
+    a, b, _ = PHASES
+    timings: dict[str, float] = {}
+
+    w1 = run.worker("w1")
+    run.produce(messages[:a])
+    assert len(run.read(s.topic_scores, a, timeout=180, settle=0.5)) >= a
+    t = time.monotonic()
+    assert w1.stop(timeout=30) is not None
+
+    w2 = run.worker("w2", ready_timeout=ready)
+    timings["restart after SIGTERM (s)"] = time.monotonic() - t
+    run.produce(messages[a:a + b])
+    run.read(s.topic_scores, a + b // 2, timeout=180, settle=0.0)
+    w2.kill()
+    t = time.monotonic()
+    w3 = run.worker("w3", ready_timeout=ready)
+    timings["restart after SIGKILL (s)"] = time.monotonic() - t
+    run.produce(messages[a + b:])
+    scores = run.read(s.topic_scores, len(records), timeout=240, settle=3.0)
+    w3.stop()
+
+    expected = reference(records, warmup=100)
+    seen: dict[tuple[str, str], float] = {}
+    duplicates = 0
+    worst = 0.0
+    for m in scores:
+        msg = orjson.loads(m.value)
+        key = (msg["source"], msg["ts"])
+        if key in seen:
+            duplicates += 1
+            assert msg["score"] == seen[key], "a replayed record must get the very same score"
+            continue
+        seen[key] = msg["score"]
+        worst = max(worst, abs(msg["score"] - expected[key]))
+    missing = set(expected) - set(seen)
+    print(f"\nrecovery on {broker_kind}: {len(records)} records, {len(scores)} score messages, "
+          f"{duplicates} duplicates, max |score - uninterrupted| = {worst:.3g}, {timings}")
+    assert not missing, f"{len(missing)} records never scored"
+    assert duplicates <= 2_000, "duplicates are bounded by what a crash can replay"
+    assert worst <= 1e-9

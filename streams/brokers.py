@@ -17,6 +17,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 __all__ = [
+    "CACHE_ENV",
     "KAFKA_JVM_OPTS",
     "KAFKA_VERSION",
     "TANSU_VERSION",
@@ -49,6 +51,7 @@ __all__ = [
     "kafka_available",
     "main",
     "tansu_binary",
+    "wait_ready",
 ]
 
 #: The one Apache Kafka version tests run against; docker-compose uses the same major.minor.
@@ -112,19 +115,27 @@ def _java_major(java: str) -> int | None:
     return int(match.group(2) or 0) if major == 1 else major
 
 
-def kafka_available() -> tuple[bool, str]:
-    """Whether Apache Kafka can be fetched and run here (java >= 17 and mvn); else the reason."""
-    java = shutil.which("java")
+@functools.cache
+def _java_problem(java: str | None) -> str | None:
+    """Why this `java` cannot run the broker, or None if it can (cached: it forks a JVM)."""
     if java is None:
-        return False, "java not found on PATH (Apache Kafka needs Java >= 17)"
+        return "java not found on PATH (Apache Kafka needs Java >= 17)"
     major = _java_major(java)
     if major is None:
-        return False, f"cannot read the version of {java}"
+        return f"cannot read the version of {java}"
     if major < MIN_JAVA:
-        return False, f"java {major} found, Apache Kafka needs Java >= {MIN_JAVA}"
+        return f"java {major} found, Apache Kafka needs Java >= {MIN_JAVA}"
+    return None
+
+
+def kafka_available() -> tuple[bool, str]:
+    """Whether Apache Kafka can be fetched and run here (java >= 17 and mvn); else the reason."""
+    problem = _java_problem(shutil.which("java"))
+    if problem is not None:
+        return False, problem
     if shutil.which("mvn") is None:
         return False, "mvn not found on PATH (needed to fetch the Kafka jars from Maven Central)"
-    return True, f"java {major} and mvn found"
+    return True, "java >= 17 and mvn found"
 
 
 _POM = """<?xml version="1.0" encoding="UTF-8"?>
@@ -164,20 +175,25 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 def _mvn_error(output: str) -> str:
     """The most telling line of a failed mvn run, so the user gets one line, not a wall."""
+    lines = [_ANSI.sub("", line).strip() for line in output.splitlines()]
     errors = [
         line.removeprefix("[ERROR]").strip()
-        for line in output.splitlines()
+        for line in lines
         if line.startswith("[ERROR]") and line.removeprefix("[ERROR]").strip()
     ]
     if errors:
-        return errors[0][:400]
-    tail = [line.strip() for line in output.splitlines() if line.strip()]
-    return tail[-1][:400] if tail else "no output"
+        return errors[0][:300]
+    tail = [line for line in lines if line]
+    return tail[-1][:300] if tail else "no output"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _mvn(what: str, *args: str) -> None:
     """Run mvn in batch mode; a failure becomes one BrokerError line."""
-    cmd = ["mvn", "-B", "-q", *args]
+    # -U: re-check artifacts a failed earlier run marked missing (Maven caches that failure).
+    cmd = ["mvn", "-B", "-q", "-U", "-Dstyle.color=never", *args]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
     except subprocess.TimeoutExpired as exc:
@@ -211,7 +227,9 @@ def fetch_kafka(version: str = KAFKA_VERSION) -> Path:
     """Resolve the Kafka broker jars from Maven Central into the cache; return the libs folder.
 
     Idempotent: a folder is reused only if the marker written after a successful copy is there,
-    so a download interrupted half-way is redone rather than trusted.
+    so a download interrupted half-way is redone rather than trusted. The cache is
+    `$ANOMSTREAM_CACHE/kafka-<version>/libs` (default root `~/.cache/anomstream`). Only 4.x
+    (log4j2) gets a logging bridge added; a 3.x broker would run but log nothing.
     """
     home = _kafka_home(version)
     libs = home / "libs"
@@ -621,6 +639,9 @@ class KafkaBroker(_ProcessBroker):
         return path
 
     def _prepare(self) -> None:
+        problem = _java_problem(shutil.which("java"))
+        if problem is not None:
+            raise BrokerError(problem)
         if self.libs is None:
             self.libs = fetch_kafka(self.version)
         self.config_path.write_text(
@@ -845,8 +866,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             broker.stop()
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    ok, reason = kafka_available()
+    print(f"Apache Kafka {KAFKA_VERSION} can run here" if ok else reason)
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m streams.brokers fetch|run`: errors are one line on stderr and exit code 1."""
+    """`python -m streams.brokers fetch|check|run`: errors are one line on stderr and exit code 1."""
     parser = argparse.ArgumentParser(
         prog="python -m streams.brokers", description=__doc__.split("\n")[0]
     )
@@ -854,6 +881,8 @@ def main(argv: list[str] | None = None) -> int:
     fetch = sub.add_parser("fetch", help="resolve the Apache Kafka jars into the cache")
     fetch.add_argument("--version", default=KAFKA_VERSION)
     fetch.set_defaults(func=_cmd_fetch)
+    check = sub.add_parser("check", help="exit 0 if Apache Kafka can run here, else say why")
+    check.set_defaults(func=_cmd_check)
     run = sub.add_parser("run", help="run a broker until Ctrl-C")
     run.add_argument("kind", choices=["kafka", "tansu"])
     run.add_argument("--port", type=int, default=None, help="client port (default: a free one)")

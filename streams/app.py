@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from aiokafka import AIOKafkaProducer
@@ -36,6 +36,7 @@ class OutputProducer(Service):
         super().__init__(**kwargs)
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
+        self._ready = asyncio.Event()
 
     async def on_start(self) -> None:
         s = self._settings
@@ -49,6 +50,7 @@ class OutputProducer(Service):
             client_id=f"{s.app_id}-output",
         )
         await self._producer.start()
+        self._ready.set()
 
     async def on_stop(self) -> None:
         if self._producer is not None:
@@ -57,8 +59,8 @@ class OutputProducer(Service):
     async def send(
         self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None
     ) -> Awaitable[Any]:
-        if self._producer is None:  # an event arrived before start finished
-            await self.wait_until_started()
+        if not self._ready.is_set():  # Faust may deliver events before extra services started
+            await self._ready.wait()
         assert self._producer is not None
         return await self._producer.send(topic, value=value, key=key, headers=headers)
 
@@ -84,6 +86,21 @@ class TableStore:
             partition, key, value, key_serializer="raw", value_serializer="raw"
         )
         return fut
+
+
+EXIT_FATAL = 3
+
+
+def fatal(message: str) -> NoReturn:
+    """Stop the process at once, without acking or committing anything more.
+
+    Faust logs a crashed agent and keeps the worker alive, which would leave its partitions
+    unprocessed in silence. Exiting instead lets a supervisor restart the worker, which replays
+    the batch from the committed offsets against the saved state: nothing is lost.
+    """
+    log.critical(message, exc_info=True)
+    logging.shutdown()
+    os._exit(EXIT_FATAL)
 
 
 def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.App:
@@ -119,9 +136,8 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     table = app.Table(
         TABLE_NAME,
         partitions=topics.partitions,
-        schema=faust.Schema(
-            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        ),
+        key_type=bytes,  # bytes -> Faust's "raw" serializer for the changelog, both ways
+        value_type=bytes,
     )
     output = OutputProducer(settings)
     app.service(output)  # type: ignore[arg-type]
@@ -147,11 +163,19 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
 
     @app.agent(source, name="score")
     async def score(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+        # noack_take: Faust's take()/take_events() ack a batch when the generator is closed, also
+        # when the worker stops in the middle of it, so a batch whose state was never saved could
+        # be committed. Here an event is acked only once its batch is fully processed.
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within):
             batch = [
                 InMessage(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
                 for e in events
             ]
-            await processor.process(batch)
+            try:
+                await processor.process(batch)
+            except Exception:  # a bug, or the broker gone past the producer's retries
+                fatal("cannot process a batch; exiting so that a restart replays it")
+            for event in events:
+                await stream.ack(event)
 
     return app

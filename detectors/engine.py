@@ -78,6 +78,8 @@ class _Group:
     source: str
     state: SourceState
     rows: list[int] = field(default_factory=list)
+    taken: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Partition -> (offset, index) of the last record taken in this batch."""
 
 
 def episode_id(source: str, ts_text: str) -> str:
@@ -142,8 +144,14 @@ class Scorer:
                     state = states[rec.source] = self.new_source()
                 group = by_source[rec.source] = _Group(rec.source, state)
             origin = rec.origin
-            if origin is not None and origin.offset <= group.state.applied.get(origin.partition, -1):
-                continue  # replayed: its results were acknowledged before the state was saved
+            if origin is not None:
+                if origin.offset <= group.state.applied.get(origin.partition, -1):
+                    continue  # replayed: its results were acknowledged before the state was saved
+                position = (origin.offset, origin.index)
+                last = group.taken.get(origin.partition)
+                if last is not None and position <= last:
+                    continue  # delivered twice within this batch
+                group.taken[origin.partition] = position
             group.rows.append(i)
         groups = [g for g in by_source.values() if g.rows]
         for g in groups:

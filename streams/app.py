@@ -21,6 +21,7 @@ from mode import Service
 
 from detectors.engine import Scorer, ScoringConfig
 from streams.codec import Limits
+from streams.continuity import GapGuard, KafkaOffsets
 from streams.metrics import Metrics
 from streams.processor import InMessage, Processor
 from streams.settings import Settings
@@ -103,6 +104,28 @@ def fatal(message: str) -> NoReturn:
     os._exit(EXIT_FATAL)
 
 
+class HoleReporter:
+    """Takes Faust's offset-gap bookkeeping over for the input topic (see `streams.continuity`).
+
+    Faust records every offset jump it sees as a gap that counts as acked, so it can commit past
+    records it lost itself. On this consumer instance the jumps Faust sees are ignored; the holes
+    the guard has filled (or confirmed empty) are reported once their batch is saved.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        consumer = app.consumer
+        self._record_gap = consumer._add_gap
+
+        async def ignore_gap(tp: Any, offset_from: int, offset_to: int) -> None:
+            return None
+
+        consumer._add_gap = ignore_gap  # type: ignore[method-assign]
+
+    async def report(self, holes: list[tuple[Any, int, int]]) -> None:
+        for tp, first, last in holes:
+            await self._record_gap(tp, first, last)
+
+
 def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.App:
     """The Faust app for these settings; `topics` carries the input topic's real partitions."""
     os.makedirs(settings.data_dir, exist_ok=True)
@@ -161,21 +184,28 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         """Faust starts app tasks after table recovery finished."""
         metrics.ready.set(1)
 
+    guard = GapGuard(KafkaOffsets(settings.bootstrap_servers, settings.app_id))
+    holes: HoleReporter | None = None
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        guard.forget(list(revoked))
+
     @app.agent(source, name="score")
     async def score(stream: faust.StreamT[bytes]) -> None:
+        nonlocal holes
+        holes = holes or HoleReporter(app)
         # noack_take: Faust's take()/take_events() ack a batch when the generator is closed, also
         # when the worker stops in the middle of it, so a batch whose state was never saved could
         # be committed. Here an event is acked only once its batch is fully processed.
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within):
-            batch = [
-                InMessage(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
-                for e in events
-            ]
             try:
-                await processor.process(batch)
+                admitted = await guard.admit(events)
+                await processor.process(admitted.messages)
+                await holes.report(admitted.holes)
             except Exception:  # a bug, or the broker gone past the producer's retries
                 fatal("cannot process a batch; exiting so that a restart replays it")
-            for event in events:
+            for event in admitted.events:
                 await stream.ack(event)
 
     return app

@@ -121,3 +121,13 @@ def test_record_false_alarm_rate_does_not_grow_with_the_number_of_signals(signal
     out, _, _ = score_all(records, list(range(500, 6000, 500)), ScoringConfig(warmup=200))
     rate = np.mean([r.is_anomaly for r in out[2000:]])  # type: ignore[union-attr]
     assert rate <= 3e-3
+
+
+def test_a_record_delivered_twice_in_one_batch_is_scored_once() -> None:
+    records = make_records(300, sources=1)
+    twice = [*records[:200], records[150], *records[200:]]
+    out, _, _ = score_all(twice, [])
+    reference, _, _ = score_all(records, [])
+    assert out[200] is None
+    kept = [r for r in out if r is not None]
+    assert [r.score for r in kept] == [r.score for r in reference]  # type: ignore[union-attr]

@@ -95,15 +95,18 @@ def test_state_survives_sigterm_and_sigkill_exactly(lane, broker_kind, request) 
     seen: dict[tuple[str, str], float] = {}
     duplicates = 0
     worst = 0.0
+    differing = []
     for m in scores:
         msg = orjson.loads(m.value)
         key = (msg["source"], msg["ts"])
         if key in seen:
             duplicates += 1
-            assert msg["score"] == seen[key], "a replayed record must get the very same score"
+            if msg["score"] != seen[key]:
+                differing.append((key, msg["input"], seen[key], msg["score"], expected[key]))
             continue
         seen[key] = msg["score"]
         worst = max(worst, abs(msg["score"] - expected[key]))
+    assert not differing, f"{len(differing)} replayed records got other scores: {differing[:5]}"
     missing = set(expected) - set(seen)
     print(f"\nrecovery on {broker_kind}: {len(records)} records, {len(scores)} score messages, "
           f"{duplicates} duplicates, max |score - uninterrupted| = {worst:.3g}, {timings}")

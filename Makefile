@@ -32,7 +32,7 @@ lint: $(STAMP) ## ruff and mypy
 test: lint test-unit test-tansu test-kafka ## lint, unit tier, integration on Tansu, then on Apache Kafka
 
 test-unit: $(STAMP) ## unit tier: no broker
-	$(PYTEST) -q -m "not integration and not reliability" --timeout=$(TEST_TIMEOUT) tests
+	$(PYTEST) -q -m "not integration and not reliability" --timeout=$(TEST_TIMEOUT) --doctest-modules tests detectors
 
 test-tansu: $(STAMP) ## integration and reliability tiers on the embedded Tansu broker
 	ANOMSTREAM_TEST_BROKER=tansu $(PYTEST) -q -m "integration or reliability" --timeout=$(TEST_TIMEOUT) tests

@@ -1,4 +1,4 @@
-"""Online calibration: a detector's raw statistic -> probability that a normal value is less extreme.
+"""Online calibration: a raw statistic -> probability that a normal value is less extreme.
 
 Every detector emits a non-negative raw statistic (bigger = stranger) on its own scale. To make
 scores comparable across detectors and signals, each series learns the distribution of its own
@@ -77,7 +77,7 @@ class Calibration:
         p = np.where(np.isnan(r) | (st["n"] < 1), 1.0, p)
         return np.clip(p, 0.0, 1.0)
 
-    def quantile(self, st: State, p: float) -> np.ndarray:
+    def quantile(self, st: State, p: float | np.ndarray) -> np.ndarray:
         """The raw value whose tail probability is `p` (p < TAIL): for the detectors' bands."""
         xi, sigma = self._gpd(st)
         ratio = np.log(TAIL / p)
@@ -108,7 +108,9 @@ class Calibration:
         ceiling = st["med"] + QUANTILE_REACH * np.maximum(st["mad"], self.min_scale)
         st["q"] = np.clip(np.where(first, r, new_q), st["med"], ceiling)
         ne = st["ne"] + exceed
-        tail_gain = np.where(exceed, np.maximum(1.0 / np.maximum(ne, 1.0), 1.0 / self.tail_window), 0.0)
+        tail_gain = np.where(
+            exceed, np.maximum(1.0 / np.maximum(ne, 1.0), 1.0 / self.tail_window), 0.0
+        )
         excess = r - q
         st["m1"] += tail_gain * (excess - st["m1"])
         st["m2"] += tail_gain * (excess * excess - st["m2"])

@@ -119,8 +119,12 @@ class Scorer:
         for j, group in enumerate(groups):
             self._layout(group, records, values, times, learnable, late, j, int(offsets[j]))
 
-        det_states = [st_ops.concat([g.state.detectors[d.kind] for g in groups]) for d in self.suite]
-        cal_states = [st_ops.concat([g.state.calibrations[d.kind] for g in groups]) for d in self.suite]
+        det_states = [
+            st_ops.concat([g.state.detectors[d.kind] for g in groups]) for d in self.suite
+        ]
+        cal_states = [
+            st_ops.concat([g.state.calibrations[d.kind] for g in groups]) for d in self.suite
+        ]
         out = self._run(values, times, learnable, sizes, offsets, det_states, cal_states)
         for d, det in enumerate(self.suite):
             for g, part in zip(groups, st_ops.split(det_states[d], sizes), strict=True):
@@ -147,7 +151,7 @@ class Scorer:
             if origin is not None:
                 if origin.offset <= group.state.applied.get(origin.partition, -1):
                     continue  # replayed: its results were acknowledged before the state was saved
-                position = (origin.offset, origin.index)
+                position = (origin.offset, origin.item)
                 last = group.taken.get(origin.partition)
                 if last is not None and position <= last:
                     continue  # delivered twice within this batch
@@ -281,9 +285,7 @@ class Scorer:
                     continue
                 c = state.index[name]
                 present.add(name)
-                fired = tuple(
-                    kind for d, kind in enumerate(self.kinds) if fired_mask[t][d][c]
-                )
+                fired = tuple(kind for d, kind in enumerate(self.kinds) if fired_mask[t][d][c])
                 signals.append(
                     SignalResult(
                         name=name,
@@ -327,6 +329,10 @@ class Scorer:
             return
         rec = scored.record
         if state.episode is None:
-            state.episode = {"id": episode_id(rec.source, rec.ts_text), "start": rec.ts_text, "n": 0}
+            state.episode = {
+                "id": episode_id(rec.source, rec.ts_text),
+                "start": rec.ts_text,
+                "n": 0,
+            }
         state.episode = {**state.episode, "n": state.episode["n"] + 1}
         scored.episode = dict(state.episode)

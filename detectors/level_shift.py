@@ -47,7 +47,8 @@ class LevelShift:
 
     def _fast_after(self, st: State, x: np.ndarray) -> np.ndarray:
         a = np.maximum(1.0 / (st["n"] + 1.0), 1.0 / self.fast)
-        return st["fast"] + a * (x - st["fast"])
+        fast: np.ndarray = st["fast"] + a * (x - st["fast"])
+        return fast
 
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
         with np.errstate(invalid="ignore"):

@@ -26,9 +26,13 @@ def _provenance(scored: Scored) -> dict[str, Any] | None:
     origin = scored.record.origin
     if origin is None:
         return None
-    out: dict[str, Any] = {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
-    if origin.index:
-        out["index"] = origin.index
+    out: dict[str, Any] = {
+        "topic": origin.topic,
+        "partition": origin.partition,
+        "offset": origin.offset,
+    }
+    if origin.item:
+        out["index"] = origin.item
     return out
 
 
@@ -39,7 +43,9 @@ def _flags(scored: Scored, msg: dict[str, Any]) -> None:
         msg["missing"] = scored.missing
 
 
-def score_message(scored: Scored, config: ScoringConfig, model: str | None = None) -> dict[str, Any]:
+def score_message(
+    scored: Scored, config: ScoringConfig, model: str | None = None
+) -> dict[str, Any]:
     """Exactly one per input record."""
     rec = scored.record
     signals: dict[str, Any] = {}
@@ -87,7 +93,9 @@ def contributions(signals: list[SignalResult]) -> list[tuple[SignalResult, float
     return ranked
 
 
-def anomaly_event(scored: Scored, config: ScoringConfig, model: str | None = None) -> dict[str, Any]:
+def anomaly_event(
+    scored: Scored, config: ScoringConfig, model: str | None = None
+) -> dict[str, Any]:
     """The event for a record whose score crossed the threshold."""
     rec = scored.record
     ranked = contributions(scored.signals)[:MAX_EVENT_SIGNALS]

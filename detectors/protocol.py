@@ -46,6 +46,10 @@ class Detector(Protocol):
     fields: ClassVar[dict[str, float]]
     """State field names and their initial values."""
 
+    def new_state(self, n: int) -> State:
+        """Initial state of `n` series."""
+        ...
+
     @property
     def calibration(self) -> Calibration:
         """How its raw statistic is calibrated (tail-scale floor in its own units)."""

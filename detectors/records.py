@@ -12,7 +12,7 @@ class Origin(NamedTuple):
     topic: str
     partition: int
     offset: int
-    index: int = 0
+    item: int = 0
     """Position inside a message that carried a JSON array of records."""
 
 

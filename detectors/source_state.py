@@ -69,8 +69,7 @@ class SourceState:
             "records": self.records,
             "episode": self.episode,
             "detectors": {
-                d.kind: {"v": d.state_version, **to_snapshot(self.detectors[d.kind])}
-                for d in suite
+                d.kind: {"v": d.state_version, **to_snapshot(self.detectors[d.kind])} for d in suite
             },
             "calibrations": {d.kind: to_snapshot(self.calibrations[d.kind]) for d in suite},
         }

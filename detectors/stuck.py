@@ -1,8 +1,8 @@
 """Stuck: a sensor repeating the same value for longer than this signal usually does.
 
 The statistic is the current run of identical values; calibration learns, from runs that ended,
-what run lengths are normal for the signal (quantised signals repeat often, noisy ones never), with a tail-scale floor of
-`min_run` repeats so one chance repeat of a noisy signal is not an alarm.
+what run lengths are normal for the signal (quantised signals repeat often, noisy ones never),
+with a tail-scale floor of two repeats so one chance repeat of a noisy signal is not an alarm.
 
 >>> import numpy as np
 >>> det = Stuck()

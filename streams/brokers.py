@@ -873,7 +873,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m streams.brokers fetch|check|run`: errors are one line on stderr and exit code 1."""
+    """`python -m streams.brokers fetch|check|run`: errors are one line on stderr, exit 1."""
     parser = argparse.ArgumentParser(
         prog="python -m streams.brokers", description=__doc__.split("\n")[0]
     )

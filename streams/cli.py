@@ -43,24 +43,51 @@ def cli() -> None:
 @click.option("--metrics-port", type=int, help="port of /metrics (0 = off)")
 @click.option("--partitions", type=int, help="partitions of the topics it creates")
 @click.option("-l", "--log-level", type=click.Choice(["crit", "error", "warn", "info", "debug"]))
-@click.option("--startup-wait", type=float, default=60.0, show_default=True,
-              help="seconds to wait for the broker at start")
-def worker(config: Path | None, broker: str | None, app_id: str | None, metrics_port: int | None,
-           partitions: int | None, log_level: str | None, startup_wait: float) -> None:
+@click.option(
+    "--startup-wait",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="seconds to wait for the broker at start",
+)
+def worker(
+    config: Path | None,
+    broker: str | None,
+    app_id: str | None,
+    metrics_port: int | None,
+    partitions: int | None,
+    log_level: str | None,
+    startup_wait: float,
+) -> None:
     """Run the worker: consume the signals topic, publish scores and anomaly events."""
     from streams.worker import run_worker
 
-    settings = settings_from(config, broker, app_id=app_id, metrics_port=metrics_port,
-                             partitions=partitions, log_level=log_level)
+    settings = settings_from(
+        config,
+        broker,
+        app_id=app_id,
+        metrics_port=metrics_port,
+        partitions=partitions,
+        log_level=log_level,
+    )
     run_worker(settings, startup_wait=startup_wait)
 
 
 @cli.command()
 @click.option("--port", type=int, default=9092, show_default=True)
-@click.option("--kind", type=click.Choice(["tansu", "kafka"]), default="tansu", show_default=True,
-              help="tansu: embedded, in memory; kafka: Apache Kafka (needs java 17 and mvn)")
-@click.option("--workdir", type=click.Path(path_type=Path), default=Path(".anomstream/broker"),
-              show_default=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["tansu", "kafka"]),
+    default="tansu",
+    show_default=True,
+    help="tansu: embedded, in memory; kafka: Apache Kafka (needs java 17 and mvn)",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=Path(".anomstream/broker"),
+    show_default=True,
+)
 def broker(port: int, kind: str, workdir: Path) -> None:
     """Run a local Kafka-compatible broker until Ctrl-C."""
     import time
@@ -81,15 +108,32 @@ def broker(port: int, kind: str, workdir: Path) -> None:
 @cli.command()
 @kafka_options
 @click.argument("csv_file", type=click.Path(path_type=Path))
-@click.option("--rate", type=float, default=100.0, show_default=True,
-              help="records per second (0 = as fast as possible)")
-@click.option("--source", default="csv", show_default=True,
-              help="source id when the file has no source column")
+@click.option(
+    "--rate",
+    type=float,
+    default=100.0,
+    show_default=True,
+    help="records per second (0 = as fast as possible)",
+)
+@click.option(
+    "--source",
+    default="csv",
+    show_default=True,
+    help="source id when the file has no source column",
+)
 @click.option("--time-col", help="timestamp column (default: timestamp/ts/time or the first)")
 @click.option("--source-col", help="source column (default: source, if present)")
 @click.option("--limit", type=int, help="stop after this many records")
-def replay(config: Path | None, broker: str | None, csv_file: Path, rate: float, source: str,
-           time_col: str | None, source_col: str | None, limit: int | None) -> None:
+def replay(
+    config: Path | None,
+    broker: str | None,
+    csv_file: Path,
+    rate: float,
+    source: str,
+    time_col: str | None,
+    source_col: str | None,
+    limit: int | None,
+) -> None:
     """Produce a CSV file into the signals topic at --rate records/s."""
     from streams.replay import replay as run
 
@@ -100,14 +144,26 @@ def replay(config: Path | None, broker: str | None, csv_file: Path, rate: float,
 
 @cli.command()
 @kafka_options
-@click.option("--topic", "what", type=click.Choice(["anomalies", "scores", "dlq"]),
-              default="anomalies", show_default=True)
+@click.option(
+    "--topic",
+    "what",
+    type=click.Choice(["anomalies", "scores", "dlq"]),
+    default="anomalies",
+    show_default=True,
+)
 @click.option("--from-beginning", is_flag=True, help="start at the oldest message")
 @click.option("-n", "--max", "limit", type=int, help="stop after this many messages")
 @click.option("--idle-timeout", type=float, help="stop after this many seconds without a message")
 @click.option("--json", "as_json", is_flag=True, help="print the raw JSON")
-def tail(config: Path | None, broker: str | None, what: str, from_beginning: bool,
-         limit: int | None, idle_timeout: float | None, as_json: bool) -> None:
+def tail(
+    config: Path | None,
+    broker: str | None,
+    what: str,
+    from_beginning: bool,
+    limit: int | None,
+    idle_timeout: float | None,
+    as_json: bool,
+) -> None:
     """Pretty-print anomaly events (or scores, or dead letters) as they arrive."""
     from streams.tail import tail as run
 
@@ -116,14 +172,17 @@ def tail(config: Path | None, broker: str | None, what: str, from_beginning: boo
 
 
 @cli.command()
-@click.option("--duration", type=float, default=60.0, show_default=True, help="seconds of plant data")
+@click.option(
+    "--duration", type=float, default=60.0, show_default=True, help="seconds of plant data"
+)
 @click.option("--rate", type=float, default=300.0, show_default=True, help="records per second")
 @click.option("--sources", type=click.IntRange(3, 50), default=3, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--summary-json", type=click.Path(path_type=Path), help="also write the summary here")
 @click.option("--no-live", is_flag=True, help="no live view (for logs and CI)")
-def demo(duration: float, rate: float, sources: int, seed: int, summary_json: Path | None,
-         no_live: bool) -> None:
+def demo(
+    duration: float, rate: float, sources: int, seed: int, summary_json: Path | None, no_live: bool
+) -> None:
     """Embedded broker + worker + a synthetic plant with injected anomalies; prints a summary."""
     from streams.demo import Summary, print_summary, run_demo
     from streams.demo import summary_json as to_json

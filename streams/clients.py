@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streams.settings import Settings
-from streams.topics import BrokerUnavailable
+from streams.topics import BrokerUnavailable, quiet_kafka_client
 
 
 async def start_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
@@ -23,11 +23,13 @@ async def start_producer(settings: Settings, **overrides: Any) -> AIOKafkaProduc
     }
     producer = AIOKafkaProducer(**options)
     try:
-        await producer.start()
+        with quiet_kafka_client():
+            await producer.start()
     except (KafkaConnectionError, KafkaError, OSError) as exc:
         await producer.stop()
         raise BrokerUnavailable(
-            f"cannot reach the Kafka broker at {settings.bootstrap_servers}: {exc or type(exc).__name__}"
+            f"cannot reach the Kafka broker at {settings.bootstrap_servers}: "
+            f"{exc or type(exc).__name__}"
         ) from None
     return producer
 
@@ -45,10 +47,12 @@ async def start_consumer(
         **overrides,
     )
     try:
-        await consumer.start()
+        with quiet_kafka_client():
+            await consumer.start()
     except (KafkaConnectionError, KafkaError, OSError) as exc:
         await consumer.stop()
         raise BrokerUnavailable(
-            f"cannot reach the Kafka broker at {settings.bootstrap_servers}: {exc or type(exc).__name__}"
+            f"cannot reach the Kafka broker at {settings.bootstrap_servers}: "
+            f"{exc or type(exc).__name__}"
         ) from None
     return consumer

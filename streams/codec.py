@@ -7,7 +7,6 @@ good and bad records and requires them to agree. Pure code: no Kafka here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -83,7 +82,9 @@ def to_record(obj: Any, origin: Origin | None, limits: Limits) -> Record:
     if source is None:
         raise Invalid("missing_source", "record has no source")
     if type(source) is not str or not source or len(source) > limits.max_name_length:
-        raise Invalid("bad_source", f"source must be a string of 1..{limits.max_name_length} characters")
+        raise Invalid(
+            "bad_source", f"source must be a string of 1..{limits.max_name_length} characters"
+        )
     ts, ts_text = parse_ts(obj.get("ts"))
     signals = obj.get("signals")
     if signals is None:
@@ -93,11 +94,15 @@ def to_record(obj: Any, origin: Origin | None, limits: Limits) -> Record:
     if not signals:
         raise Invalid("empty_signals", "signals is empty")
     if len(signals) > limits.max_signals:
-        raise Invalid("too_many_signals", f"{len(signals)} signals, the limit is {limits.max_signals}")
+        raise Invalid(
+            "too_many_signals", f"{len(signals)} signals, the limit is {limits.max_signals}"
+        )
     clean: dict[str, float | None] = {}
     for name, value in signals.items():
         if not name or len(name) > limits.max_name_length:
-            raise Invalid("bad_signal_name", f"signal names must have 1..{limits.max_name_length} characters")
+            raise Invalid(
+                "bad_signal_name", f"signal names must have 1..{limits.max_name_length} characters"
+            )
         kind = type(value)
         if kind is float:
             if not -MAX_VALUE <= value <= MAX_VALUE:
@@ -142,7 +147,7 @@ def decode(
     good: list[Record] = []
     bad: list[BadRecord] = []
     for index, element in enumerate(obj):
-        sub = None if origin is None else origin._replace(index=index)
+        sub = None if origin is None else origin._replace(item=index)
         try:
             good.append(to_record(element, sub, limits))
         except Invalid as exc:
@@ -151,10 +156,15 @@ def decode(
 
 
 def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
-        return "number" if not (isinstance(value, float) and math.isnan(value)) else "NaN"
-    return {dict: "object", list: "array", str: "string"}.get(type(value), type(value).__name__)
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string" if isinstance(value, str) else type(value).__name__

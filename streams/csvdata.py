@@ -41,7 +41,9 @@ class CsvRow:
     line: int
 
 
-def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what: str) -> str | None:
+def _pick(
+    header: list[str], wanted: str | None, defaults: tuple[str, ...], what: str
+) -> str | None:
     if wanted is not None:
         if wanted not in header:
             raise CsvError(f"{what} column {wanted!r} not in the header ({', '.join(header[:12])})")
@@ -57,7 +59,7 @@ def layout(
     label_col: str | None = None,
     ignore: tuple[str, ...] = (),
 ) -> CsvLayout:
-    """Find the columns: named by flags, else by common names; the time column defaults to the first."""
+    """Find the columns: by flags, else by common names; the time column defaults to the first."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             first = handle.readline()
@@ -117,4 +119,6 @@ def _number(text: str | None, path: Path, line: int, column: str) -> float | Non
     try:
         return float(text)
     except ValueError:
-        raise CsvError(f"{path}:{line}: column {column!r}: {text.strip()[:30]!r} is not a number") from None
+        raise CsvError(
+            f"{path}:{line}: column {column!r}: {text.strip()[:30]!r} is not a number"
+        ) from None

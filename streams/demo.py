@@ -60,6 +60,8 @@ class Summary:
     latency_p99_ms: float | None = None
     worker_ready_s: float = 0.0
     interrupted: bool = False
+    pids: list[int] = field(default_factory=list)
+    """Broker and worker processes it started (all stopped when it returns)."""
 
 
 @dataclass
@@ -87,7 +89,9 @@ async def run_demo(
     plant = Plant(sources=sources, rate=rate, duration=summary.duration_s, seed=seed)
     with contextlib.ExitStack() as stack:
         if workdir is None:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="anomstream-demo-")))
+            workdir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="anomstream-demo-"))
+            )
         console.print(f"[dim]starting the embedded broker (Tansu) in {workdir}[/]")
         broker = stack.enter_context(TansuBroker(workdir / "broker"))
         env = worker_env(
@@ -101,22 +105,35 @@ async def run_demo(
         settings = load_settings(environ=env)
         topics = await ensure_topics(settings, wait=30)
         worker = stack.enter_context(WorkerProcess(env, workdir))
-        console.print(f"[dim]broker {broker.bootstrap}; worker pid {worker.pid}; waiting for it to join[/]")
+        summary.pids = [pid for pid in (broker.pid, worker.pid) if pid is not None]
+        console.print(
+            f"[dim]broker {broker.bootstrap}; worker pid {worker.pid}; waiting for it to join[/]"
+        )
         summary.worker_ready_s = await asyncio.to_thread(worker.wait_ready, 90.0)
-        console.print(f"[green]worker ready[/] in {summary.worker_ready_s:.1f} s; streaming "
-                      f"{rate:.0f} records/s from {sources} sources for {plant.duration:.0f} s")
+        console.print(
+            f"[green]worker ready[/] in {summary.worker_ready_s:.1f} s; streaming "
+            f"{rate:.0f} records/s from {sources} sources for {plant.duration:.0f} s"
+        )
         state = _Live()
         sent_at: dict[tuple[str, str], float] = {}
         consumer = await start_consumer(
-            settings, [topics.scores, topics.anomalies, topics.dlq], from_beginning=True,
+            settings,
+            [topics.scores, topics.anomalies, topics.dlq],
+            from_beginning=True,
             fetch_max_wait_ms=50,
         )
-        reader = asyncio.create_task(_consume(consumer, topics.scores, topics.anomalies, state, sent_at))
+        reader = asyncio.create_task(
+            _consume(consumer, topics.scores, topics.anomalies, state, sent_at)
+        )
         producer = await start_producer(settings)
         started = time.time()
         try:
-            with Live(console=console, refresh_per_second=4, transient=True, auto_refresh=live) as view:
-                ticker = asyncio.create_task(_refresh(view, state, plant, started)) if live else None
+            with Live(
+                console=console, refresh_per_second=4, transient=True, auto_refresh=live
+            ) as view:
+                ticker = (
+                    asyncio.create_task(_refresh(view, state, plant, started)) if live else None
+                )
                 try:
                     await _produce(producer, plant, topics.signals, started, state, sent_at)
                     summary.malformed_sent = len(MALFORMED)
@@ -194,7 +211,9 @@ async def _consume(
 async def _drain(state: _Live, timeout: float) -> None:
     """Wait until every record produced has its score (or the timeout)."""
     deadline = time.monotonic() + timeout
-    while (state.scores < state.produced or state.dead < len(MALFORMED)) and time.monotonic() < deadline:
+    while (
+        state.scores < state.produced or state.dead < len(MALFORMED)
+    ) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
 
 
@@ -221,7 +240,9 @@ def _render(state: _Live, plant: Plant, started: float) -> Group:
         events.add_row(format_event(event))
     if not state.events:
         events.add_row(Text("no anomaly yet", style="dim"))
-    return Group(Panel(table, title="anomstream demo"), Panel(events, title="latest anomaly events"))
+    return Group(
+        Panel(table, title="anomstream demo"), Panel(events, title="latest anomaly events")
+    )
 
 
 def _fill(summary: Summary, plant: Plant, state: _Live, started: float, elapsed: float) -> None:
@@ -239,9 +260,7 @@ def _fill(summary: Summary, plant: Plant, state: _Live, started: float, elapsed:
     ]
     verdict = judge(plant.schedule(), events, started)
     for inj, delay in verdict.detected.items():
-        summary.injected.append(
-            {**asdict(inj), "detected": delay is not None, "delay_s": delay}
-        )
+        summary.injected.append({**asdict(inj), "detected": delay is not None, "delay_s": delay})
     summary.detected = sum(1 for d in verdict.detected.values() if d is not None)
     summary.false_alarm_events = verdict.false_alarms
     summary.false_alarm_episodes = verdict.false_episodes
@@ -261,14 +280,19 @@ def print_summary(summary: Summary, console: Console) -> None:
     table.add_row("records produced", str(summary.records_produced))
     table.add_row(
         "scores received",
-        f"{summary.scores_received} " + ("[green](= records)[/]" if same else "[red](!= records)[/]"),
+        f"{summary.scores_received} "
+        + ("[green](= records)[/]" if same else "[red](!= records)[/]"),
     )
     table.add_row("duplicate scores", str(summary.duplicate_scores))
-    table.add_row("dead letters", f"{summary.dead_letters} (of {summary.malformed_sent} malformed sent)")
+    table.add_row(
+        "dead letters", f"{summary.dead_letters} (of {summary.malformed_sent} malformed sent)"
+    )
     table.add_row("anomaly events", str(summary.events))
     for inj in summary.injected:
         found = (
-            f"[green]detected[/] after {inj['delay_s']:.2f} s" if inj["detected"] else "[red]missed[/]"
+            f"[green]detected[/] after {inj['delay_s']:.2f} s"
+            if inj["detected"]
+            else "[red]missed[/]"
         )
         table.add_row(
             f"  {inj['kind']}", f"{inj['source']}/{inj['signal']} at {inj['start']:.1f} s: {found}"

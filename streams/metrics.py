@@ -27,7 +27,10 @@ class Metrics:
             "anomstream_records", "Input records by outcome", ["outcome"], registry=r
         )
         self.dead_letters = Counter(
-            "anomstream_dead_letters", "Records sent to the dead-letter topic", ["reason"], registry=r
+            "anomstream_dead_letters",
+            "Records sent to the dead-letter topic",
+            ["reason"],
+            registry=r,
         )
         self.score_messages = Counter(
             "anomstream_score_messages", "Score messages produced", registry=r
@@ -59,10 +62,13 @@ class Metrics:
             registry=r,
         )
         self.ready = Gauge(
-            "anomstream_ready", "1 once the worker joined its group and recovered its state",
+            "anomstream_ready",
+            "1 once the worker joined its group and recovered its state",
             registry=r,
         )
-        self.threshold = Gauge("anomstream_threshold", "Score threshold (1 - target_fap)", registry=r)
+        self.threshold = Gauge(
+            "anomstream_threshold", "Score threshold (1 - target_fap)", registry=r
+        )
         self.build = Gauge("anomstream_build_info", "Build information", ["version"], registry=r)
         self.build.labels(version=_version()).set(1)
         for outcome in ("scored", "dead_lettered", "replayed"):

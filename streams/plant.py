@@ -61,7 +61,13 @@ class Plant:
             signal, length = plan[kind]
             start = first + i * slot
             out.append(
-                Injection(self.names[i % self.sources], kind, signal, start, start + max(length * slot, 0.05))
+                Injection(
+                    self.names[i % self.sources],
+                    kind,
+                    signal,
+                    start,
+                    start + max(length * slot, 0.05),
+                )
             )
         return out
 
@@ -78,10 +84,14 @@ class Plant:
             flow = 50 + 5 * np.sin(2 * np.pi * t / 30 + phase[2]) + rng.normal(0, 0.5, n)
             values = {
                 "temp": 70 + 3 * np.sin(2 * np.pi * t / 40 + phase[0]) + rng.normal(0, 0.3, n),
-                "pressure": 3 + 0.2 * np.sin(2 * np.pi * t / 25 + phase[1]) + rng.normal(0, 0.03, n),
+                "pressure": 3
+                + 0.2 * np.sin(2 * np.pi * t / 25 + phase[1])
+                + rng.normal(0, 0.03, n),
                 "flow": flow,
                 "current": 0.4 * flow + 2 + rng.normal(0, 0.1, n),
-                "vibration": 1 + 0.1 * np.sin(2 * np.pi * t / 20 + phase[4]) + rng.normal(0, 0.05, n),
+                "vibration": 1
+                + 0.1 * np.sin(2 * np.pi * t / 20 + phase[4])
+                + rng.normal(0, 0.05, n),
                 "rpm": 1500 + 10 * np.sin(2 * np.pi * t / 35 + phase[5]) + rng.normal(0, 2, n),
             }
             for inj in injections:
@@ -96,7 +106,9 @@ class Plant:
         return rows
 
 
-def _inject(values: dict[str, np.ndarray], t: np.ndarray, inj: Injection, rng: np.random.Generator) -> None:
+def _inject(
+    values: dict[str, np.ndarray], t: np.ndarray, inj: Injection, rng: np.random.Generator
+) -> None:
     inside = (t >= inj.start) & (t < inj.end)
     if not inside.any():
         return
@@ -132,7 +144,10 @@ class Verdict:
 
 
 def judge(
-    schedule: list[Injection], events: list[tuple[str, float, str | None]], start_ts: float, grace: float = 3.0
+    schedule: list[Injection],
+    events: list[tuple[str, float, str | None]],
+    start_ts: float,
+    grace: float = 3.0,
 ) -> Verdict:
     """Match events (source, epoch seconds, episode id) against the labelled injections."""
     detected: dict[Injection, float | None] = dict.fromkeys(schedule)

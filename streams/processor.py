@@ -111,12 +111,16 @@ class Processor:
                 report.events += 1
         for message, value, error, index in dead:
             pending.append(
-                await self.sink.send(self.topics.dlq, message.key, value, _dlq_headers(message, error, index))
+                await self.sink.send(
+                    self.topics.dlq, message.key, value, _dlq_headers(message, error, index)
+                )
             )
         await asyncio.gather(*pending)
 
         touched = {res.record.source for res in scored}
-        saves = [self._save(source, states[source], partitions.get(source, 0)) for source in touched]
+        saves = [
+            self._save(source, states[source], partitions.get(source, 0)) for source in touched
+        ]
         await asyncio.gather(*saves)
 
         report.scored = len(scored)

@@ -56,7 +56,8 @@ def format_score(msg: dict[str, Any]) -> Text:
 def format_dead_letter(value: bytes, headers: dict[str, str]) -> Text:
     line = Text()
     line.append(headers.get("error", "?"), style="red")
-    where = f"{headers.get('source_topic')}[{headers.get('source_partition')}]@{headers.get('source_offset')}"
+    topic, partition = headers.get("source_topic"), headers.get("source_partition")
+    where = f"{topic}[{partition}]@{headers.get('source_offset')}"
     line.append(f"  {where}  ", style="dim")
     line.append(value[:80].decode("utf-8", "replace"))
     return line
@@ -96,9 +97,11 @@ async def tail(
                     shown += 1
                     headers = {k: v.decode("utf-8", "replace") for k, v in (m.headers or ())}
                     if as_json:
-                        out = orjson.loads(m.value) if what != "dlq" else {
-                            **headers, "value": (m.value or b"").decode("utf-8", "replace")
-                        }
+                        out = (
+                            orjson.loads(m.value)
+                            if what != "dlq"
+                            else {**headers, "value": (m.value or b"").decode("utf-8", "replace")}
+                        )
                         console.print_json(orjson.dumps(out).decode(), indent=None)
                     elif what == "anomalies":
                         console.print(format_event(orjson.loads(m.value)))

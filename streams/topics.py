@@ -8,8 +8,10 @@ exists, its partition count wins over the `partitions` setting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,6 +28,18 @@ DLQ_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 class BrokerUnavailable(RuntimeError):
     """The broker could not be reached in time; the message is one line for the user."""
+
+
+@contextlib.contextmanager
+def quiet_kafka_client() -> Iterator[None]:
+    """aiokafka logs every failed connection attempt; while we wait and retry, we say it once."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +80,8 @@ async def _connect(bootstrap: str, wait: float) -> AIOKafkaAdminClient:
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
         try:
-            await admin.start()
+            with quiet_kafka_client():
+                await admin.start()
             return admin
         except (KafkaConnectionError, KafkaError, OSError) as exc:
             await admin.close()
@@ -102,10 +117,8 @@ async def ensure_topics(settings: Settings, wait: float = 60.0) -> TopicPlan:
             if name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker won the race
             log.info("created topics %s", ", ".join(t.name for t in missing))
         counts = await _partition_counts(admin)
         if plan.changelog in counts and counts[plan.changelog] != partitions:

@@ -30,7 +30,11 @@ def run_worker(settings: Settings, startup_wait: float = 60.0) -> None:
     app = build_app(settings, topics, metrics)
     log.info(
         "anomstream worker: %s -> %s, %s (%d partitions), group %s, metrics on :%d",
-        topics.signals, topics.scores, topics.anomalies, topics.partitions, settings.app_id,
+        topics.signals,
+        topics.scores,
+        topics.anomalies,
+        topics.partitions,
+        settings.app_id,
         settings.metrics_port,
     )
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, loop=loop)

@@ -125,7 +125,10 @@ class WorkerProcess:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -139,7 +142,7 @@ def worker_env(
     fast_join: bool = True,
     **extra: str | int | float | bool,
 ) -> dict[str, str]:
-    """`ANOMSTREAM_*` variables for a worker; `fast_join` lowers the group timeouts (tests, demo)."""
+    """`ANOMSTREAM_*` variables for a worker; `fast_join` lowers group timeouts (tests, demo)."""
     env: dict[str, str | int | float | bool] = {
         "BROKER": bootstrap,
         "METRICS_PORT": metrics_port,
@@ -149,8 +152,11 @@ def worker_env(
         "LOG_LEVEL": "info",
     }
     if fast_join:
-        env.update(BROKER_SESSION_TIMEOUT=10, BROKER_HEARTBEAT_INTERVAL=1, BROKER_REBALANCE_TIMEOUT=5)
+        env.update(
+            BROKER_SESSION_TIMEOUT=10, BROKER_HEARTBEAT_INTERVAL=1, BROKER_REBALANCE_TIMEOUT=5
+        )
     env.update({k.upper(): v for k, v in extra.items()})
     return {
-        f"ANOMSTREAM_{k}": (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in env.items()
+        f"ANOMSTREAM_{k}": (str(v).lower() if isinstance(v, bool) else str(v))
+        for k, v in env.items()
     }

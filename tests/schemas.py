@@ -28,14 +28,18 @@ def _registry() -> Registry:
 def validator(name: str) -> Draft202012Validator:
     doc = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
     Draft202012Validator.check_schema(doc)
-    return Draft202012Validator(doc, registry=_registry(), format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(
+        doc, registry=_registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 @cache
 def record_validator() -> Draft202012Validator:
     """The schema of one record (`$defs/record`), for per-element checks."""
     doc = json.loads((SCHEMAS / "record.schema.json").read_text())
-    return Draft202012Validator({**doc["$defs"]["record"], "$defs": doc["$defs"]}, registry=_registry())
+    return Draft202012Validator(
+        {**doc["$defs"]["record"], "$defs": doc["$defs"]}, registry=_registry()
+    )
 
 
 def check(name: str, message: Any) -> None:

@@ -30,7 +30,10 @@ def test_the_schemas_reject_what_they_should() -> None:
     with pytest.raises(ValidationError):
         check("score", {"source": "a"})
     with pytest.raises(ValidationError):
-        check("event", {**json.loads((SCHEMAS / "examples" / "event.json").read_text()), "severity": "huge"})
+        check(
+            "event",
+            {**json.loads((SCHEMAS / "examples" / "event.json").read_text()), "severity": "huge"},
+        )
 
 
 def test_every_message_the_scorer_builds_validates() -> None:

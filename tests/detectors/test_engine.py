@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import orjson
 import pytest
@@ -14,7 +16,9 @@ def make_records(n: int, sources: int = 4, signals: int = 3, seed: int = 0) -> l
     out = []
     for i in range(n):
         src = f"s{i % sources}"
-        values: dict[str, float | None] = {f"x{k}": float(rng.normal(k, 1.0)) for k in range(signals)}
+        values: dict[str, float | None] = {
+            f"x{k}": float(rng.normal(k, 1.0)) for k in range(signals)
+        }
         out.append(Record(src, 1000.0 + i, f"t{i}", values, Origin("signals", i % 2, i)))
     return out
 
@@ -24,7 +28,7 @@ def score_all(records: list[Record], cuts: list[int], config: ScoringConfig | No
     states: dict[str, SourceState] = {}
     out: list[Scored | None] = []
     bounds = [0, *cuts, len(records)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         out.extend(scorer.score_batch(records[a:b], states))
     return out, states, scorer
 
@@ -41,7 +45,7 @@ def test_scores_do_not_depend_on_how_the_stream_is_cut_into_batches() -> None:
 def test_state_through_json_resumes_exactly() -> None:
     records = make_records(1200)
     whole, _, _ = score_all(records, [])
-    first, states, scorer = score_all(records[:700], [])
+    _, states, scorer = score_all(records[:700], [])
     restored = {
         k: SourceState.from_json(orjson.loads(orjson.dumps(v.to_json(scorer.suite))), scorer.suite)
         for k, v in states.items()
@@ -63,7 +67,9 @@ def test_replayed_records_are_skipped_by_offset() -> None:
 def test_a_spike_raises_an_anomaly_that_names_the_spiked_signal_first() -> None:
     records = make_records(2000, sources=2, signals=4)
     src = records[1800].source
-    spiked = Record(src, records[1800].ts, "spike", {**records[1800].signals, "x2": 40.0}, records[1800].origin)
+    spiked = Record(
+        src, records[1800].ts, "spike", {**records[1800].signals, "x2": 40.0}, records[1800].origin
+    )
     records[1800] = spiked
     out, _, _ = score_all(records, [500, 1000])
     hit = out[1800]
@@ -90,7 +96,10 @@ def test_late_records_are_scored_flagged_and_not_learned() -> None:
     without, states_b, _ = score_all(records, [])
     assert with_late[300] is not None and with_late[300].late
     assert [r.score for r in with_late[301:]] == [r.score for r in without[300:]]  # type: ignore[union-attr]
-    assert states_a["s0"].to_json(scorer.suite)["detectors"] == states_b["s0"].to_json(scorer.suite)["detectors"]
+    assert (
+        states_a["s0"].to_json(scorer.suite)["detectors"]
+        == states_b["s0"].to_json(scorer.suite)["detectors"]
+    )
 
 
 def test_missing_values_are_flagged_and_score_nothing() -> None:
@@ -105,8 +114,12 @@ def test_missing_values_are_flagged_and_score_nothing() -> None:
 
 def test_learning_gate_keeps_an_anomaly_from_becoming_normal() -> None:
     rng = np.random.default_rng(1)
-    records = [Record("s", float(i), str(i), {"x": float(rng.normal()) + (8.0 if i >= 1500 else 0.0)}, None)
-               for i in range(1700)]
+    records = [
+        Record(
+            "s", float(i), str(i), {"x": float(rng.normal()) + (8.0 if i >= 1500 else 0.0)}, None
+        )
+        for i in range(1700)
+    ]
     gated, _, _ = score_all(records, [], ScoringConfig(warmup=50, learn_gate=True))
     open_, _, _ = score_all(records, [], ScoringConfig(warmup=50, learn_gate=False))
     tail_gated = sum(r.is_anomaly for r in gated[1600:])  # type: ignore[union-attr]

@@ -47,7 +47,7 @@ def broker_kind(broker: Broker) -> str:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
     """A failing integration test shows the end of the broker's log and of its workers' logs."""
-    outcome = yield
+    outcome: Any = yield
     report = outcome.get_result()
     if report.failed and call.when == "call":
         b = item.funcargs.get("broker") if hasattr(item, "funcargs") else None
@@ -60,7 +60,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 class Lane:
     """One isolated lane on the broker: its own topics, group, data dir; workers and clients."""
 
-    def __init__(self, broker: Broker, kind: str, workdir: Path, item: pytest.Item, **extra: Any) -> None:
+    def __init__(
+        self, broker: Broker, kind: str, workdir: Path, item: pytest.Item, **extra: Any
+    ) -> None:
         n = next(_names)
         self.prefix = f"t{n}-{int(time.time()) % 100000}"
         self.broker = broker
@@ -96,7 +98,9 @@ class Lane:
     def create_topics(self) -> None:
         asyncio.run(ensure_topics(self.settings, wait=30))
 
-    def worker(self, name: str = "worker", start: bool = True, ready_timeout: float = 120) -> WorkerProcess:
+    def worker(
+        self, name: str = "worker", start: bool = True, ready_timeout: float = 120
+    ) -> WorkerProcess:
         w = WorkerProcess(self.env(name), self.workdir / name, name=name)
         self.workers.append(w)
         if start:
@@ -109,8 +113,14 @@ class Lane:
             w.stop(timeout=15)
 
     def produce(self, messages: list[tuple[bytes | None, bytes]], topic: str | None = None) -> None:
-        asyncio.run(produce(self.broker.bootstrap, topic or self.settings.topic_signals, messages,
-                            self.idempotence))
+        asyncio.run(
+            produce(
+                self.broker.bootstrap,
+                topic or self.settings.topic_signals,
+                messages,
+                self.idempotence,
+            )
+        )
 
     def read(self, topic: str, count: int, timeout: float, settle: float = 1.0) -> list[Any]:
         """Read `topic` from the start until `count` messages (then `settle` s more) or timeout."""
@@ -118,7 +128,9 @@ class Lane:
 
 
 @pytest.fixture
-def lane(broker: Broker, broker_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Lane]]:
+def lane(
+    broker: Broker, broker_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Lane]]:
     lanes: list[Lane] = []
 
     def make(**extra: Any) -> Lane:
@@ -133,9 +145,14 @@ def lane(broker: Broker, broker_kind: str, tmp_path: Path, request: pytest.Fixtu
             made.stop()
 
 
-async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]], idempotence: bool) -> None:
+async def produce(
+    bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]], idempotence: bool
+) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=idempotence, linger_ms=5,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=idempotence,
+        linger_ms=5,
         max_request_size=4 * 1024 * 1024,
     )
     await producer.start()
@@ -148,8 +165,12 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
 
 async def read(bootstrap: str, topic: str, count: int, timeout: float, settle: float) -> list[Any]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
-        enable_auto_commit=False, fetch_max_wait_ms=100,
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
     )
     await consumer.start()
     out: list[Any] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 import orjson
@@ -18,19 +19,22 @@ SOURCES = ["pump-1", "pump-2", "pump-3", "pump-4"]
 SPIKE_AT = 1700  # index in the stream of records (after warm-up)
 
 
-def workload(n: int = 2000) -> tuple[list[tuple[bytes | None, bytes]], list[dict]]:
+def workload(n: int = 2000) -> tuple[list[tuple[bytes | None, bytes]], list[dict[str, Any]]]:
     """n records from 4 sources, as single messages and as arrays of 5, with one spike."""
     rng = np.random.default_rng(11)
     records = []
     for i in range(n):
         source = SOURCES[i % 4]
-        signals = {"temp": float(rng.normal(70, 1)), "pressure": float(rng.normal(3, 0.1)),
-                   "flow": float(rng.normal(50, 2))}
+        signals: dict[str, float | None] = {
+            "temp": float(rng.normal(70, 1)),
+            "pressure": float(rng.normal(3, 0.1)),
+            "flow": float(rng.normal(50, 2)),
+        }
         if i == SPIKE_AT:
             signals["pressure"] = 9.0
         records.append(record(source, i // 4, signals))
     messages: list[tuple[bytes | None, bytes]] = []
-    per_source: dict[str, list[dict]] = defaultdict(list)
+    per_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in records:
         per_source[rec["source"]].append(rec)
     # Interleave: each source alternates 15 single messages and one array of 5 records.
@@ -38,7 +42,7 @@ def workload(n: int = 2000) -> tuple[list[tuple[bytes | None, bytes]], list[dict
         k = 0
         while k < len(recs):
             if (k // 5) % 4 == 3:
-                messages.append((source.encode(), dumps(recs[k:k + 5])))
+                messages.append((source.encode(), dumps(recs[k : k + 5])))
                 k += 5
             else:
                 messages.append((source.encode(), dumps(recs[k])))
@@ -54,7 +58,12 @@ def bad_stream() -> list[tuple[bytes, str]]:
     out = [(raw, reason) for raw, reason in BAD_MESSAGES if reason not in LIMIT_REASONS and raw]
     many = {f"s{i}": 1.0 for i in range(1001)}
     out.append((orjson.dumps({"source": "a", "ts": 1, "signals": many}), "too_many_signals"))
-    out.append((b'{"source": "a", "ts": 1, "signals": {"x": 1}, "pad": "' + b"x" * 1_100_000 + b'"}', "too_large"))
+    out.append(
+        (
+            b'{"source": "a", "ts": 1, "signals": {"x": 1}, "pad": "' + b"x" * 1_100_000 + b'"}',
+            "too_large",
+        )
+    )
     return out
 
 
@@ -83,31 +92,55 @@ def test_every_record_is_scored_once_in_order_and_the_spike_is_explained(lane) -
         expected = [r for r in records if r["source"] == source]
         assert len(by_source[source]) == len(expected)
         assert by_source[source] == sorted(by_source[source])
-    assert len({(m["input"]["partition"], m["input"]["offset"], m["input"].get("index", 0)) for m in decoded}) == len(records)
+    assert len(
+        {
+            (m["input"]["partition"], m["input"]["offset"], m["input"].get("index", 0))
+            for m in decoded
+        }
+    ) == len(records)
 
     events = [orjson.loads(m.value) for m in run.read(s.topic_anomalies, 1, timeout=30)]
     for event in events:
         check("event", event)
-    spiked = [e for e in events if e["source"] == records[SPIKE_AT]["source"]
-              and e["signals"][0]["name"] == "pressure" and e["signals"][0]["value"] == 9.0]
+    spiked = [
+        e
+        for e in events
+        if e["source"] == records[SPIKE_AT]["source"]
+        and e["signals"][0]["name"] == "pressure"
+        and e["signals"][0]["value"] == 9.0
+    ]
     assert spiked, f"no event names the spiked signal first: {events[:3]}"
     # metrics, scraped over HTTP, agree with what was sent
     assert worker.metric("anomstream_records_total", 'outcome="scored"') == len(records)
     assert worker.metric("anomstream_records_total", 'outcome="dead_lettered"') == 0
 
 
-def test_malformed_messages_go_to_the_dlq_with_reasons_and_the_rest_is_scored(lane, bad_messages) -> None:
+def test_malformed_messages_go_to_the_dlq_with_reasons_and_the_rest_is_scored(
+    lane, bad_messages
+) -> None:
     run = lane()
     run.create_topics()
     run.worker()
-    good = [(b"ok", dumps(record("ok", i, {"x": float(i % 7)}))) for i in range(len(bad_messages) + 1)]
+    good = [
+        (b"ok", dumps(record("ok", i, {"x": float(i % 7)}))) for i in range(len(bad_messages) + 1)
+    ]
     interleaved: list[tuple[bytes | None, bytes]] = []
     for g, b in zip(good, bad_messages, strict=False):
         interleaved += [g, b]
     interleaved.append(good[-1])
     # one array with a bad element among good ones: only that element is dead-lettered
-    interleaved.append((b"ok", dumps([record("ok", 900, {"x": 1.0}), {"source": "ok", "ts": "never"},
-                                      record("ok", 901, {"x": 2.0})])))
+    interleaved.append(
+        (
+            b"ok",
+            dumps(
+                [
+                    record("ok", 900, {"x": 1.0}),
+                    {"source": "ok", "ts": "never"},
+                    record("ok", 901, {"x": 2.0}),
+                ]
+            ),
+        )
+    )
     run.produce(interleaved)
     s = run.settings
     dead = run.read(s.topic_dlq, len(bad_messages) + 1, timeout=90, settle=2.0)

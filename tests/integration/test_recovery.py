@@ -10,6 +10,7 @@ same input (the offline scorer: same code, no batching effects) within 1e-9.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import orjson
@@ -30,31 +31,36 @@ TANSU_DEFECT = (
 )
 
 
-def workload(total: int) -> list[dict]:
+def workload(total: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(5)
     out = []
     for i in range(total):
         source = f"src-{i % SOURCES:03d}"
         k = i // SOURCES
-        out.append({
-            "source": source,
-            "ts": 1795514400 + k,
-            "signals": {"a": float(rng.normal(10, 1)), "b": float(rng.normal(0, 3) + np.sin(k / 9)),
-                        "c": float(rng.integers(0, 4))},
-        })
+        out.append(
+            {
+                "source": source,
+                "ts": 1795514400 + k,
+                "signals": {
+                    "a": float(rng.normal(10, 1)),
+                    "b": float(rng.normal(0, 3) + np.sin(k / 9)),
+                    "c": float(rng.integers(0, 4)),
+                },
+            }
+        )
     return out
 
 
-def reference(records: list[dict], warmup: int) -> dict[tuple[str, str], float]:
+def reference(records: list[dict[str, Any]], warmup: int) -> dict[tuple[str, str], float]:
     scorer = Scorer(ScoringConfig(warmup=warmup))
-    states: dict = {}
+    states: dict[str, Any] = {}
     recs = []
     for r in records:
         ts, text = parse_ts(r["ts"])
         recs.append(Record(r["source"], ts, text, r["signals"]))
     out = {}
     for a in range(0, len(recs), 997):
-        for res in scorer.score_batch(recs[a:a + 997], states):
+        for res in scorer.score_batch(recs[a : a + 997], states):
             assert res is not None
             out[(res.record.source, res.record.ts_text)] = res.score
     return out
@@ -81,13 +87,13 @@ def test_state_survives_sigterm_and_sigkill_exactly(lane, broker_kind, request) 
 
     w2 = run.worker("w2", ready_timeout=ready)
     timings["restart after SIGTERM (s)"] = time.monotonic() - t
-    run.produce(messages[a:a + b])
+    run.produce(messages[a : a + b])
     run.read(s.topic_scores, a + b // 2, timeout=180, settle=0.0)
     w2.kill()
     t = time.monotonic()
     w3 = run.worker("w3", ready_timeout=ready)
     timings["restart after SIGKILL (s)"] = time.monotonic() - t
-    run.produce(messages[a + b:])
+    run.produce(messages[a + b :])
     scores = run.read(s.topic_scores, len(records), timeout=240, settle=3.0)
     w3.stop()
 
@@ -108,8 +114,10 @@ def test_state_survives_sigterm_and_sigkill_exactly(lane, broker_kind, request) 
         worst = max(worst, abs(msg["score"] - expected[key]))
     assert not differing, f"{len(differing)} replayed records got other scores: {differing[:5]}"
     missing = set(expected) - set(seen)
-    print(f"\nrecovery on {broker_kind}: {len(records)} records, {len(scores)} score messages, "
-          f"{duplicates} duplicates, max |score - uninterrupted| = {worst:.3g}, {timings}")
+    print(
+        f"\nrecovery on {broker_kind}: {len(records)} records, {len(scores)} score messages, "
+        f"{duplicates} duplicates, max |score - uninterrupted| = {worst:.3g}, {timings}"
+    )
     assert not missing, f"{len(missing)} records never scored"
     assert duplicates <= 2_000, "duplicates are bounded by what a crash can replay"
     assert worst <= 1e-9

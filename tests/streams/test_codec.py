@@ -11,7 +11,11 @@ from tests.schemas import record_validator
 
 LIMITS = Limits(max_message_bytes=4096, max_signals=5, max_name_length=20)
 ORIGIN = Origin("signals", 1, 42)
-GOOD = {"source": "pump-7", "ts": "2026-11-24T10:00:00.250Z", "signals": {"temp": 71.2, "p": None, "n": 3}}
+GOOD = {
+    "source": "pump-7",
+    "ts": "2026-11-24T10:00:00.250Z",
+    "signals": {"temp": 71.2, "p": None, "n": 3},
+}
 
 # (raw message bytes, expected reason) for every malformed kind the worker must dead-letter.
 BAD_MESSAGES: list[tuple[bytes | None, str]] = [
@@ -37,7 +41,10 @@ BAD_MESSAGES: list[tuple[bytes | None, str]] = [
     (b'{"source": "a", "ts": 1, "signals": {"x": {"nested": 1}}}', "bad_signal_value"),
     (b'{"source": "a", "ts": 1, "signals": {"x": 1e300}}', "bad_signal_value"),
     (b'{"source": "a", "ts": 1, "signals": {"": 1}}', "bad_signal_name"),
-    (orjson.dumps({"source": "a", "ts": 1, "signals": {f"s{i}": i for i in range(6)}}), "too_many_signals"),
+    (
+        orjson.dumps({"source": "a", "ts": 1, "signals": {f"s{i}": i for i in range(6)}}),
+        "too_many_signals",
+    ),
     (b'{"source": "a", "ts": 1, "signals": {"x": 1}, "pad": "' + b"x" * 5000 + b'"}', "too_large"),
     (None, "empty"),
 ]
@@ -70,7 +77,7 @@ def test_every_malformed_kind_has_its_reason(raw: bytes | None, reason: str) -> 
 def test_an_array_keeps_its_good_records_and_names_the_bad_ones() -> None:
     raw = orjson.dumps([GOOD, {"source": "b", "ts": "x", "signals": {"a": 1}}, GOOD])
     good, bad = decode(raw, ORIGIN, LIMITS)
-    assert [r.origin.index for r in good if r.origin] == [0, 2]
+    assert [r.origin.item for r in good if r.origin] == [0, 2]
     assert [(b.index, b.error.reason) for b in bad] == [(1, "bad_ts")]
 
 

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 from streams.continuity import GapGuard
 from streams.processor import InMessage
 
+
 class TopicPartition(NamedTuple):
     topic: str
     partition: int
@@ -27,13 +28,22 @@ class FakeBroker:
 
     async def fetch(self, tp: Any, start: int, stop: int) -> list[InMessage]:
         self.fetches.append((start, stop))
-        return [InMessage("signals", 0, o, b"k", b"v%d" % o) for o in range(start, stop)
-                if not 40 <= o < 45]
+        return [
+            InMessage("signals", 0, o, b"k", b"v%d" % o)
+            for o in range(start, stop)
+            if not 40 <= o < 45
+        ]
 
 
 def events(*offsets: int) -> list[Any]:
-    return [SimpleNamespace(message=SimpleNamespace(tp=TP, topic="signals", partition=0, offset=o),
-                            key=b"k", value=b"v%d" % o) for o in offsets]
+    return [
+        SimpleNamespace(
+            message=SimpleNamespace(tp=TP, topic="signals", partition=0, offset=o),
+            key=b"k",
+            value=b"v%d" % o,
+        )
+        for o in offsets
+    ]
 
 
 def admit(guard: GapGuard, *offsets: int):

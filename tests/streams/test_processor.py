@@ -30,7 +30,12 @@ class FakeSink:
     async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any) -> Any:
         self.sent.append((topic, key, value, headers))
         fut = asyncio.get_running_loop().create_future()
-        asyncio.get_running_loop().call_soon(lambda: (self.log.ops.append(("ack", topic)), fut.set_result(None)))
+
+        def acknowledge() -> None:
+            self.log.ops.append(("ack", topic))
+            fut.set_result(None)
+
+        asyncio.get_running_loop().call_soon(acknowledge)
         return fut
 
 
@@ -53,8 +58,13 @@ class FakeStore:
 def messages(n: int, start: int = 0) -> list[InMessage]:
     out = []
     for i in range(start, start + n):
-        rec = {"source": f"s{i % 3}", "ts": 1795514400 + i, "signals": {"a": float(i % 5), "b": 1.0}}
-        out.append(InMessage("signals", i % 2, i, rec["source"].encode(), orjson.dumps(rec)))
+        rec = {
+            "source": f"s{i % 3}",
+            "ts": 1795514400 + i,
+            "signals": {"a": float(i % 5), "b": 1.0},
+        }
+        key = str(rec["source"]).encode()
+        out.append(InMessage("signals", i % 2, i, key, orjson.dumps(rec)))
     return out
 
 

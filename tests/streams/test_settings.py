@@ -11,7 +11,11 @@ def test_defaults_match_the_design() -> None:
     s = load_settings(environ={})
     assert s.broker == "kafka://localhost:9092"
     assert (s.topic_signals, s.topic_scores, s.topic_anomalies, s.topic_dlq) == (
-        "signals", "scores", "anomalies", "signals.dlq")
+        "signals",
+        "scores",
+        "anomalies",
+        "signals.dlq",
+    )
     assert s.partitions == 4 and s.producer_idempotence and s.metrics_port == 9464
     assert s.target_fap == 1e-3 and s.threshold == pytest.approx(0.999)
 
@@ -19,7 +23,9 @@ def test_defaults_match_the_design() -> None:
 def test_env_beats_file_and_overrides_beat_env(tmp_path: Path) -> None:
     cfg = tmp_path / "a.toml"
     cfg.write_text('broker = "filehost:1"\napp_id = "from-file"\npartitions = 8\n')
-    s = load_settings(cfg, environ={"ANOMSTREAM_BROKER": "envhost:2", "ANOMSTREAM_PRODUCER_IDEMPOTENCE": "false"})
+    s = load_settings(
+        cfg, environ={"ANOMSTREAM_BROKER": "envhost:2", "ANOMSTREAM_PRODUCER_IDEMPOTENCE": "false"}
+    )
     assert s.broker == "kafka://envhost:2" and s.app_id == "from-file" and s.partitions == 8
     assert s.producer_idempotence is False
     s = load_settings(cfg, environ={"ANOMSTREAM_BROKER": "envhost:2"}, broker="cli:3")

@@ -1,0 +1,53 @@
+"""`anomstream demo` end to end (it brings its own embedded broker, so it runs in the Tansu lane)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.skipif(
+    os.environ.get("ANOMSTREAM_TEST_BROKER", "tansu") != "tansu",
+    reason="the demo always runs on its own embedded broker: tested in the Tansu lane",
+)
+def test_demo_scores_every_record_and_catches_the_injected_anomalies(tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "demo",
+            "--duration",
+            "30",
+            "--no-live",
+            "--summary-json",
+            str(summary_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(summary_path.read_text())
+    print(result.stdout)
+    assert summary["records_produced"] >= 30 * 300 * 0.95
+    assert summary["scores_received"] == summary["records_produced"]
+    assert summary["duplicate_scores"] == 0
+    assert summary["dead_letters"] == summary["malformed_sent"] == 3
+    detected = {i["kind"] for i in summary["injected"] if i["detected"]}
+    assert len(detected) >= 4, summary["injected"]
+    assert {"spike", "level_shift", "drift", "stuck"} <= detected
+    assert summary["false_alarm_episodes"] <= 5
+    assert "anomstream demo summary" in result.stdout
+    # nothing left behind: the broker and worker it started are gone
+    assert len(summary["pids"]) == 2
+    for pid in summary["pids"]:
+        assert not Path(f"/proc/{pid}").exists(), f"process {pid} is still running"

@@ -1,0 +1,63 @@
+"""Users get one line and a non-zero exit for what they can fix, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def anomstream(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            ["worker", "--broker", "127.0.0.1:1", "--startup-wait", "1"],
+            "cannot reach the Kafka broker",
+        ),
+        (["worker", "--broker", "no-port"], "broker"),
+        (["replay", "/nonexistent/data.csv", "--broker", "127.0.0.1:1"], "file not found"),
+        (["tail", "--broker", "127.0.0.1:1"], "cannot reach the Kafka broker"),
+        (["demo", "--duration", "1"], "--duration"),
+        (["worker", "--config", "/nonexistent.toml"], "config file not found"),
+        (["nonsense"], "No such command"),
+    ],
+)
+def test_user_errors_are_one_line(args: list[str], needle: str) -> None:
+    result = anomstream(*args)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    # the worker also logs, once, that it is waiting for the broker
+    assert len(lines) == (2 if args[0] == "worker" and "wait" in result.stderr else 1), (
+        result.stderr
+    )
+    assert needle in lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_replay_names_the_bad_line(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("timestamp,temp\n2026-11-24T10:00:00Z,1.5\n2026-11-24T10:00:01Z,hot\n")
+    from streams.csvdata import CsvError, layout, rows
+
+    spec = layout(data)
+    with pytest.raises(CsvError, match=r"d.csv:3: column 'temp': 'hot' is not a number"):
+        list(rows(data, spec, "x"))
+
+
+def test_help_lists_the_commands() -> None:
+    result = anomstream("--help")
+    assert result.returncode == 0
+    for command in ("worker", "broker", "replay", "tail", "demo"):
+        assert command in result.stdout

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 )
 def test_demo_scores_every_record_and_catches_the_injected_anomalies(tmp_path: Path) -> None:
     summary_path = tmp_path / "summary.json"
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [
             sys.executable,
             "-m",

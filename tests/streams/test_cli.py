@@ -10,7 +10,7 @@ import pytest
 
 
 def anomstream(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, "-m", "streams", *args],
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""`anomstream demo` end to end (it brings its own embedded broker, so it runs in the Tansu lane)."""
+"""`anomstream demo` end to end (own embedded broker: runs in the Tansu lane)."""
 
 from __future__ import annotations
 

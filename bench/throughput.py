@@ -38,7 +38,7 @@ def workload(
 ) -> list[tuple[bytes, bytes]]:
     rng = np.random.default_rng(seed)
     values = rng.normal(50.0, 5.0, (records, SIGNALS)).round(3)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "source": f"src-{i % sources:04d}",
             "ts": 1795514400 + i // sources,

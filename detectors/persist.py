@@ -7,7 +7,7 @@ outlier does not blow up the scale. Its band (mean +- r sd) is the signal's band
 >>> import numpy as np
 >>> det = Persist()
 >>> st = det.new_state(1)
->>> for v in [10.0, 11.0, 9.0, 10.5, 9.5, 10.0]:
+>>> for v in [10.0, 11.0, 9.0, 10.5, 9.5, 10.0] * 3:
 ...     det.learn(st, np.array([v]), np.zeros(1), np.ones(1, bool))
 >>> bool(det.raw(st, np.array([20.0]), np.zeros(1)).stat[0] > 10)
 True

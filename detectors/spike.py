@@ -7,7 +7,7 @@ not teach the detector that spikes are normal.
 >>> import numpy as np
 >>> det = Spike()
 >>> st = det.new_state(1)
->>> for v in [1.0, 1.2, 0.9, 1.1, 1.0, 0.8, 1.1, 1.0]:
+>>> for v in [1.0, 1.2, 0.9, 1.1, 1.0, 0.8, 1.1, 1.0] * 2:
 ...     det.learn(st, np.array([v]), np.zeros(1), np.ones(1, bool))
 >>> bool(det.raw(st, np.array([9.0]), np.zeros(1)).stat[0] > 20)
 True

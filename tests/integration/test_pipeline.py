@@ -50,6 +50,7 @@ def workload(n: int = 2000) -> tuple[list[tuple[bytes | None, bytes]], list[dict
     return messages, records
 
 
+MAX_MESSAGE_BYTES = 262_144  # below the 1 MiB a Kafka broker accepts by default
 LIMIT_REASONS = {"too_many_signals", "too_large", "empty"}  # the unit corpus uses smaller limits
 
 
@@ -60,7 +61,7 @@ def bad_stream() -> list[tuple[bytes, str]]:
     out.append((orjson.dumps({"source": "a", "ts": 1, "signals": many}), "too_many_signals"))
     out.append(
         (
-            b'{"source": "a", "ts": 1, "signals": {"x": 1}, "pad": "' + b"x" * 1_100_000 + b'"}',
+            b'{"source": "a", "ts": 1, "signals": {"x": 1}, "pad": "' + b"x" * 300_000 + b'"}',
             "too_large",
         )
     )
@@ -118,7 +119,7 @@ def test_every_record_is_scored_once_in_order_and_the_spike_is_explained(lane) -
 def test_malformed_messages_go_to_the_dlq_with_reasons_and_the_rest_is_scored(
     lane, bad_messages
 ) -> None:
-    run = lane()
+    run = lane(max_message_bytes=MAX_MESSAGE_BYTES)
     run.create_topics()
     run.worker()
     good = [

@@ -39,6 +39,7 @@ test-tansu: $(STAMP) ## integration and reliability tiers on the embedded Tansu 
 
 test-kafka: $(STAMP) ## integration and reliability tiers on Apache Kafka (KRaft), if java 17+ and mvn exist
 	@if reason=$$($(BIN)/python -m streams.brokers check 2>&1); then \
+		echo "Kafka lane: $$reason"; \
 		$(MAKE) --no-print-directory kafka && \
 		ANOMSTREAM_TEST_BROKER=kafka $(PYTEST) -q -m "integration or reliability" --timeout=$(TEST_TIMEOUT) tests; \
 	elif [ -n "$$ANOMSTREAM_REQUIRE_KAFKA" ]; then \

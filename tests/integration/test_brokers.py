@@ -41,7 +41,9 @@ LANE = os.environ.get("ANOMSTREAM_TEST_BROKER", "tansu")
 KAFKA_OK, KAFKA_REASON = kafka_available()
 needs_kafka = pytest.mark.skipif(
     LANE != "kafka" or not KAFKA_OK,
-    reason=f"Apache Kafka lane only ({KAFKA_REASON or 'ANOMSTREAM_TEST_BROKER=kafka'})",
+    reason="Apache Kafka lane only (ANOMSTREAM_TEST_BROKER=kafka)"
+    if KAFKA_OK
+    else f"Apache Kafka unavailable: {KAFKA_REASON}",
 )
 
 

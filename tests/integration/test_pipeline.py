@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import defaultdict
 from typing import Any
 
@@ -158,3 +161,53 @@ def test_malformed_messages_go_to_the_dlq_with_reasons_and_the_rest_is_scored(
         assert raw in originals, "dead letters carry the original bytes"
     scores = run.read(s.topic_scores, len(good) + 2, timeout=60, settle=2.0)
     assert len(scores) == len(good) + 2
+
+
+def test_replay_a_csv_and_tail_the_scores(lane, tmp_path) -> None:
+    run = lane()
+    run.create_topics()
+    run.worker()
+    data = tmp_path / "plant.csv"
+    lines = ["timestamp;source;temp;pressure"]
+    for i in range(300):
+        lines.append(
+            f"2026-11-24T10:{i // 60:02d}:{i % 60:02d}Z;pump-{i % 2};{70 + (i % 5) * 0.1};"
+        )
+    data.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, **run.env("cli")}
+    replay = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [sys.executable, "-m", "streams", "replay", str(data), "--rate", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert "produced 300 records" in replay.stdout
+    scores = run.read(run.settings.topic_scores, 300, timeout=90, settle=1.0)
+    assert len(scores) == 300
+    first = orjson.loads(scores[0].value)
+    assert first["missing"] == ["pressure"] or "pressure" not in first["signals"]
+    tail = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "tail",
+            "--topic",
+            "scores",
+            "--from-beginning",
+            "-n",
+            "5",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert tail.returncode == 0, tail.stderr
+    printed = [orjson.loads(line) for line in tail.stdout.splitlines() if line.strip()]
+    assert len(printed) == 5
+    for msg in printed:
+        check("score", msg)

@@ -73,6 +73,7 @@ class _Live:
     latencies: list[float] = field(default_factory=list)
     seen: set[tuple[str, str]] = field(default_factory=set)
     duplicates: int = 0
+    malformed: int = 0
 
 
 async def run_demo(
@@ -136,7 +137,6 @@ async def run_demo(
                 )
                 try:
                     await _produce(producer, plant, topics.signals, started, state, sent_at)
-                    summary.malformed_sent = len(MALFORMED)
                     await _drain(state, timeout=30.0)
                 except asyncio.CancelledError:
                     summary.interrupted = True
@@ -174,6 +174,7 @@ async def _produce(
         state.produced += 1
         if k in bad_at:
             pending.append(await producer.send(topic, bad_at[k], key=b"demo-malformed"))
+            state.malformed += 1
         if len(pending) > 1000:
             await asyncio.gather(*pending)
             pending.clear()
@@ -250,6 +251,7 @@ def _fill(summary: Summary, plant: Plant, state: _Live, started: float, elapsed:
     summary.scores_received = state.scores
     summary.duplicate_scores = state.duplicates
     summary.dead_letters = state.dead
+    summary.malformed_sent = state.malformed
     summary.events = len(state.events)
     summary.produce_rate = state.produced / max(min(elapsed, plant.duration), 1e-9)
     if state.latencies:

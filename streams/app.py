@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable
 from typing import Any, NoReturn
 
@@ -21,7 +22,7 @@ from mode import Service
 
 from detectors.engine import Scorer, ScoringConfig
 from streams.codec import Limits
-from streams.continuity import GapGuard, KafkaOffsets
+from streams.continuity import Admitted, GapGuard, KafkaOffsets
 from streams.metrics import Metrics
 from streams.processor import Processor
 from streams.settings import Settings
@@ -129,6 +130,50 @@ class HoleReporter:
             await self._record_gap(tp, first, last)
 
 
+class Checkpoints:
+    """Saves the detector state and then acks the input it covers, once per `interval`.
+
+    Holding scored-but-unsaved batches is safe (a crash replays them to identical messages) and
+    bounded by the interval; it spares writing a busy source's state after every micro-batch.
+    """
+
+    def __init__(self, processor: Processor, interval: float) -> None:
+        self.processor = processor
+        self.interval = interval
+        self.lock = asyncio.Lock()
+        self._events: list[Any] = []
+        self._holes: list[tuple[Any, int, int]] = []
+        self._last = time.monotonic()
+        self._stream: Any = None
+        self._reporter: HoleReporter | None = None
+
+    def attach(self, app: faust.App, stream: Any) -> None:
+        self._stream = stream
+        self._reporter = self._reporter or HoleReporter(app)
+
+    async def add(self, admitted: Admitted) -> None:
+        """Called under `lock` after a batch was published."""
+        self._events.extend(admitted.events)
+        self._holes.extend(admitted.holes)
+        if time.monotonic() - self._last >= self.interval:
+            await self._flush()
+
+    async def tick(self) -> None:
+        if self._events and not self.lock.locked():
+            async with self.lock:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        await self.processor.flush()
+        if self._reporter is not None:
+            await self._reporter.report(self._holes)
+        for event in self._events:
+            await self._stream.ack(event)
+        self._events.clear()
+        self._holes.clear()
+        self._last = time.monotonic()
+
+
 def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.App:
     """The Faust app for these settings; `topics` carries the input topic's real partitions."""
     os.makedirs(settings.data_dir, exist_ok=True)
@@ -188,27 +233,33 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         metrics.ready.set(1)
 
     guard = GapGuard(KafkaOffsets(settings.bootstrap_servers, settings.app_id))
-    holes: HoleReporter | None = None
+    checkpoints = Checkpoints(processor, settings.state_flush_interval)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         guard.forget(list(revoked))
 
+    @app.timer(settings.state_flush_interval)  # type: ignore[untyped-decorator]
+    async def save_when_idle() -> None:
+        """A quiet stream's last records get saved and committed too."""
+        try:
+            await checkpoints.tick()
+        except Exception:
+            fatal("cannot save the detector state; exiting so that a restart replays")
+
     @app.agent(source, name="score")
     async def score(stream: Any) -> None:  # faust.Stream: noack_take is not on StreamT
-        nonlocal holes
-        holes = holes or HoleReporter(app)
+        checkpoints.attach(app, stream)
         # noack_take: Faust's take()/take_events() ack a batch when the generator is closed, also
         # when the worker stops in the middle of it, so a batch whose state was never saved could
-        # be committed. Here an event is acked only once its batch is fully processed.
+        # be committed. Here events are acked by `checkpoints`, after the state covering them.
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within):
             try:
-                admitted = await guard.admit(events)
-                await processor.process(admitted.messages)
-                await holes.report(admitted.holes)
+                async with checkpoints.lock:
+                    admitted = await guard.admit(events)
+                    await processor.process(admitted.messages)
+                    await checkpoints.add(admitted)
             except Exception:  # a bug, or the broker gone past the producer's retries
                 fatal("cannot process a batch; exiting so that a restart replays it")
-            for event in admitted.events:
-                await stream.ack(event)
 
     return app

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Micro-batching and limits
     batch_size: int = Field(2000, ge=1, le=100_000, description="max events per micro-batch")
     batch_within: float = Field(0.05, gt=0.0, le=10.0, description="max seconds a batch waits")
+    state_flush_interval: float = Field(
+        0.5, gt=0.0, le=60.0, description="seconds between state saves (and input commits)"
+    )
     max_message_bytes: int = Field(1_048_576, ge=1024, description="larger messages are DLQ'd")
     max_signals: int = Field(1000, ge=1, description="signals per record")
     max_name_length: int = Field(200, ge=1, description="source and signal name length")

@@ -75,9 +75,20 @@ def make() -> tuple[Processor, FakeSink, FakeStore, Log]:
     return proc, sink, store, log
 
 
+def process(proc: Processor, batch: list[InMessage]) -> Any:
+    """Publish a batch, then save the state it changed (as the agent does at a checkpoint)."""
+
+    async def both() -> Any:
+        report = await proc.process(batch)
+        await proc.flush()
+        return report
+
+    return asyncio.run(both())
+
+
 def test_state_is_saved_only_after_every_output_is_acknowledged() -> None:
     proc, sink, _, log = make()
-    asyncio.run(proc.process(messages(30)))
+    process(proc, messages(30))
     kinds = [op for op, _ in log.ops]
     assert kinds.count("ack") == len(sink.sent) == 30
     assert kinds.index("save") > max(i for i, k in enumerate(kinds) if k == "ack")
@@ -87,7 +98,7 @@ def test_one_score_per_record_and_dead_letters_with_headers() -> None:
     proc, sink, _, _ = make()
     batch = messages(10)
     batch.insert(4, InMessage("signals", 1, 99, b"k", b"{oops"))
-    report = asyncio.run(proc.process(batch))
+    report = process(proc, batch)
     assert (report.scored, report.dead) == (10, 1)
     scores = [orjson.loads(v) for t, _, v, _ in sink.sent if t == "scores"]
     assert len(scores) == 10
@@ -103,14 +114,30 @@ def test_one_score_per_record_and_dead_letters_with_headers() -> None:
 
 def test_a_replayed_batch_emits_nothing_and_a_restart_resumes_from_the_store() -> None:
     proc, sink, store, _ = make()
-    asyncio.run(proc.process(messages(40)))
+    process(proc, messages(40))
     first = len(sink.sent)
-    report = asyncio.run(proc.process(messages(40)))  # the same offsets again
+    report = process(proc, messages(40))  # the same offsets again
     assert report.replayed == 40 and len(sink.sent) == first
     # A new processor (a restarted worker) over the same store continues the same scores.
     fresh, fresh_sink, fresh_store, _ = make()
     fresh_store.data = dict(store.data)
-    asyncio.run(fresh.process(messages(10, start=40)))
-    asyncio.run(proc.process(messages(10, start=40)))
+    process(fresh, messages(10, start=40))
+    process(proc, messages(10, start=40))
     assert len(fresh_sink.sent) == 10
     assert [v for _, _, v, _ in fresh_sink.sent] == [v for _, _, v, _ in sink.sent[first:]]
+
+
+def test_unflushed_batches_build_on_each_other_and_are_saved_once() -> None:
+    proc, sink, store, log = make()
+
+    async def run() -> None:
+        await proc.process(messages(30))
+        await proc.process(messages(30, start=30))
+        assert not store.data and proc.dirty == 3
+        assert await proc.flush() == 3
+
+    asyncio.run(run())
+    assert [op for op, _ in log.ops].count("save") == 3
+    whole, whole_sink, _, _ = make()
+    process(whole, messages(60))
+    assert [v for _, _, v, _ in sink.sent] == [v for _, _, v, _ in whole_sink.sent]

@@ -281,7 +281,7 @@ def tansu_binary() -> Path:
     return path
 
 
-def _tail(path: Path, n: int) -> list[str]:
+def tail_lines(path: Path, n: int) -> list[str]:
     """Last n lines of a log file (empty if it does not exist yet)."""
     if n <= 0 or not path.is_file():
         return []
@@ -427,7 +427,7 @@ def _stop_all() -> None:
 atexit.register(_stop_all)
 
 
-def _with_parent_death_signal(cmd: list[str]) -> list[str]:
+def with_parent_death_signal(cmd: list[str]) -> list[str]:
     """Prefix `setpriv --pdeathsig TERM` so the broker also goes if we are SIGKILLed.
 
     Linux ties the signal to the thread that forked, so only from the main thread (a pool
@@ -437,6 +437,20 @@ def _with_parent_death_signal(cmd: list[str]) -> list[str]:
     if setpriv is None or threading.current_thread() is not threading.main_thread():
         return cmd
     return [setpriv, "--pdeathsig", "TERM", "--", *cmd]
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM by pid, then SIGKILL if it has not exited after `timeout` seconds; its exit code."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
 
 
 class _ProcessBroker:
@@ -486,7 +500,7 @@ class _ProcessBroker:
             log.write(f"\n=== start {time.strftime('%H:%M:%S')}: {' '.join(cmd)}\n".encode())
             log.flush()
             self._proc = subprocess.Popen(
-                _with_parent_death_signal(cmd),
+                with_parent_death_signal(cmd),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -519,19 +533,11 @@ class _ProcessBroker:
         """SIGTERM by pid, then SIGKILL if it has not exited after `timeout` seconds."""
         proc, self._proc = self._proc, None
         _LIVE.discard(self)
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            stop_process(proc, timeout)
 
     def log_tail(self, n: int = 50) -> list[str]:
-        return _tail(self.log_path, n)
+        return tail_lines(self.log_path, n)
 
     def __enter__(self) -> Self:
         self.start()

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streams.settings import Settings
 from streams.topics import BrokerUnavailable, quiet_kafka_client
+
+Client = TypeVar("Client", AIOKafkaProducer, AIOKafkaConsumer)
+
+
+async def _started(client: Client, settings: Settings) -> Client:
+    """Start a client; an unreachable broker is one line for the user, not a traceback."""
+    try:
+        with quiet_kafka_client():
+            await client.start()
+    except (KafkaConnectionError, KafkaError, OSError) as exc:
+        await client.stop()
+        raise BrokerUnavailable(
+            f"cannot reach the Kafka broker at {settings.bootstrap_servers}: "
+            f"{exc or type(exc).__name__}"
+        ) from None
+    return client
 
 
 async def start_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
@@ -21,17 +37,7 @@ async def start_producer(settings: Settings, **overrides: Any) -> AIOKafkaProduc
         "linger_ms": settings.producer_linger_ms,
         **overrides,
     }
-    producer = AIOKafkaProducer(**options)
-    try:
-        with quiet_kafka_client():
-            await producer.start()
-    except (KafkaConnectionError, KafkaError, OSError) as exc:
-        await producer.stop()
-        raise BrokerUnavailable(
-            f"cannot reach the Kafka broker at {settings.bootstrap_servers}: "
-            f"{exc or type(exc).__name__}"
-        ) from None
-    return producer
+    return await _started(AIOKafkaProducer(**options), settings)
 
 
 async def start_consumer(
@@ -46,13 +52,4 @@ async def start_consumer(
         group_id=None,
         **overrides,
     )
-    try:
-        with quiet_kafka_client():
-            await consumer.start()
-    except (KafkaConnectionError, KafkaError, OSError) as exc:
-        await consumer.stop()
-        raise BrokerUnavailable(
-            f"cannot reach the Kafka broker at {settings.bootstrap_servers}: "
-            f"{exc or type(exc).__name__}"
-        ) from None
-    return consumer
+    return await _started(consumer, settings)

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from streams.brokers import _tail, _with_parent_death_signal
+from streams.brokers import stop_process, tail_lines, with_parent_death_signal
 
 
 class WorkerError(RuntimeError):
@@ -71,7 +71,7 @@ class WorkerProcess:
             log.write(f"\n=== start {time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
             self._proc = subprocess.Popen(
-                _with_parent_death_signal(cmd),
+                with_parent_death_signal(cmd),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -97,17 +97,7 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit code."""
-        proc = self._proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return proc.poll()
+        return None if self._proc is None else stop_process(self._proc, timeout)
 
     def kill(self) -> None:
         """SIGKILL: a crash, as far as Kafka and the state are concerned."""
@@ -118,7 +108,7 @@ class WorkerProcess:
             proc.wait()
 
     def tail(self, n: int = 30) -> str:
-        return " | ".join(line.rstrip() for line in _tail(self.log_path, n) if line.strip())
+        return " | ".join(line.rstrip() for line in tail_lines(self.log_path, n) if line.strip())
 
     def __enter__(self) -> Self:
         self.start()

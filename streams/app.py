@@ -80,6 +80,7 @@ class TableStore:
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self._partition: dict[bytes, int] = {}
 
     def get(self, key: bytes) -> bytes | None:
         value: bytes | None = self.table.data.get(key)
@@ -87,8 +88,23 @@ class TableStore:
 
     def put(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
         self.table.data[key] = value
+        self._partition[key] = partition
         fut: Awaitable[Any] = self.table.send_changelog(
             partition, key, value, key_serializer="raw", value_serializer="raw"
+        )
+        return fut
+
+    def keys(self) -> list[bytes]:
+        return list(self.table.data.keys())
+
+    def delete(self, key: bytes) -> Awaitable[Any]:
+        """Drop the entry and write a tombstone, so the compacted changelog forgets it too."""
+        self.table.data.pop(key, None)
+        # Entries restored from the changelog carry their partition in the memory store.
+        restored = getattr(self.table.data, "_key_partition", {})
+        partition = self._partition.pop(key, restored.get(key, 0))
+        fut: Awaitable[Any] = self.table.send_changelog(
+            partition, key, None, key_serializer="raw", value_serializer="raw"
         )
         return fut
 
@@ -137,9 +153,11 @@ class Checkpoints:
     bounded by the interval; it spares writing a busy source's state after every micro-batch.
     """
 
-    def __init__(self, processor: Processor, interval: float) -> None:
+    def __init__(self, processor: Processor, interval: float, source_ttl: float) -> None:
         self.processor = processor
         self.interval = interval
+        self.source_ttl = source_ttl
+        self._swept = time.monotonic()
         self.lock = asyncio.Lock()
         self._events: list[Any] = []
         self._holes: list[tuple[Any, int, int]] = []
@@ -162,6 +180,11 @@ class Checkpoints:
         if self._events and not self.lock.locked():
             async with self.lock:
                 await self._flush()
+        sweep_every = max(self.source_ttl / 10, 1.0)
+        if self.source_ttl > 0 and time.monotonic() - self._swept >= sweep_every:
+            async with self.lock:
+                await self.processor.evict(self.source_ttl)
+            self._swept = time.monotonic()
 
     async def _flush(self) -> None:
         await self.processor.flush()
@@ -233,7 +256,7 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         metrics.ready.set(1)
 
     guard = GapGuard(KafkaOffsets(settings.bootstrap_servers, settings.app_id))
-    checkpoints = Checkpoints(processor, settings.state_flush_interval)
+    checkpoints = Checkpoints(processor, settings.state_flush_interval, settings.source_ttl)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:

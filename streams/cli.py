@@ -43,13 +43,7 @@ def cli() -> None:
 @click.option("--metrics-port", type=int, help="port of /metrics (0 = off)")
 @click.option("--partitions", type=int, help="partitions of the topics it creates")
 @click.option("-l", "--log-level", type=click.Choice(["crit", "error", "warn", "info", "debug"]))
-@click.option(
-    "--startup-wait",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="seconds to wait for the broker at start",
-)
+@click.option("--startup-wait", type=float, help="seconds to wait for the broker at start (60)")
 def worker(
     config: Path | None,
     broker: str | None,
@@ -57,7 +51,7 @@ def worker(
     metrics_port: int | None,
     partitions: int | None,
     log_level: str | None,
-    startup_wait: float,
+    startup_wait: float | None,
 ) -> None:
     """Run the worker: consume the signals topic, publish scores and anomaly events."""
     from streams.worker import run_worker
@@ -69,8 +63,9 @@ def worker(
         metrics_port=metrics_port,
         partitions=partitions,
         log_level=log_level,
+        startup_wait=startup_wait,
     )
-    run_worker(settings, startup_wait=startup_wait)
+    run_worker(settings)
 
 
 @cli.command()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -50,11 +50,15 @@ class Sink(Protocol):
 
 
 class StateStore(Protocol):
-    """Per-source snapshots (JSON bytes), keyed by source; `put` returns its acknowledgement."""
+    """Per-source snapshots (JSON bytes), keyed by source; writes return their acknowledgement."""
 
     def get(self, key: bytes) -> bytes | None: ...
 
     def put(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]: ...
+
+    def keys(self) -> list[bytes]: ...
+
+    def delete(self, key: bytes) -> Awaitable[Any]: ...
 
 
 @dataclass(slots=True)
@@ -79,6 +83,7 @@ class Processor:
         limits: Limits,
         metrics: Metrics,
         model: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.scorer = scorer
         self.store = store
@@ -87,10 +92,13 @@ class Processor:
         self.limits = limits
         self.metrics = metrics
         self.model = model
+        self.clock = clock
         self._cache: dict[str, tuple[bytes | None, SourceState]] = {}
         """Source -> (the stored snapshot it was loaded from or saved as, the live state)."""
         self._dirty: dict[str, int] = {}
         """Sources scored since the last flush -> the input partition their records came from."""
+        self._seen: dict[str, float] = {}
+        """Source -> monotonic time of its last record in this process (for eviction)."""
 
     async def process(self, messages: Sequence[InMessage]) -> BatchReport:
         started = time.perf_counter()
@@ -121,8 +129,10 @@ class Processor:
                 )
             )
         await asyncio.gather(*pending)
+        now = self.clock()
         for res in scored:
             self._dirty[res.record.source] = partitions.get(res.record.source, 0)
+            self._seen[res.record.source] = now
 
         report.scored = len(scored)
         now = time.time()
@@ -136,7 +146,7 @@ class Processor:
             warming=sum(r.warming_up for r in scored),
             seconds=time.perf_counter() - started,
         )
-        self.metrics.sources.set(len(self._cache))
+        self.metrics.sources.set(len(self._seen))
         return report
 
     def _decode(
@@ -173,6 +183,25 @@ class Processor:
         count = len(self._dirty)
         self._dirty.clear()
         return count
+
+    async def evict(self, ttl: float) -> int:
+        """Forget sources without a record for `ttl` seconds: state, cache, table entry.
+
+        Sources restored from the changelog but not seen yet get `ttl` from now (a restart
+        restarts their clock). A source that comes back after eviction warms up again.
+        """
+        now = self.clock()
+        deletes = []
+        for key in self.store.keys():  # noqa: SIM118 - a StateStore, not a dict
+            source = key.decode()
+            seen = self._seen.setdefault(source, now)
+            if now - seen > ttl and source not in self._dirty:
+                deletes.append(self.store.delete(key))
+                self._cache.pop(source, None)
+                del self._seen[source]
+        await asyncio.gather(*deletes)
+        self.metrics.sources.set(len(self._seen))
+        return len(deletes)
 
     def _load(self, records: Sequence[Record]) -> tuple[dict[str, SourceState], dict[str, int]]:
         """The current state of every source in the batch, and the partition it arrived on."""

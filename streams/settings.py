@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(5, ge=0, le=1000)
 
     # Serving
+    startup_wait: float = Field(
+        60.0, ge=0.0, description="seconds to wait for the broker at start before giving up"
+    )
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables the endpoint")
     target_fap: float = Field(1e-3, gt=0.0, lt=0.5, description="false alarms per record")
     warmup: int = Field(200, ge=1, description="values per signal before a detector may alarm")
@@ -50,6 +53,9 @@ class Settings(BaseSettings):
     # Micro-batching and limits
     batch_size: int = Field(2000, ge=1, le=100_000, description="max events per micro-batch")
     batch_within: float = Field(0.05, gt=0.0, le=10.0, description="max seconds a batch waits")
+    source_ttl: float = Field(
+        7 * 86400.0, ge=0.0, description="forget a source after this many seconds without records"
+    )
     state_flush_interval: float = Field(
         0.5, gt=0.0, le=60.0, description="seconds between state saves (and input commits)"
     )

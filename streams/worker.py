@@ -15,7 +15,7 @@ from streams.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 
-def run_worker(settings: Settings, startup_wait: float = 60.0) -> None:
+def run_worker(settings: Settings) -> None:
     """Blocks until the worker stops (SIGTERM/SIGINT). Raises `BrokerUnavailable` early."""
     logging.basicConfig(
         level=settings.log_level.upper().replace("WARN", "WARNING").replace("CRIT", "CRITICAL"),
@@ -24,7 +24,7 @@ def run_worker(settings: Settings, startup_wait: float = 60.0) -> None:
     # Faust runs on the loop current at construction time: create it, then reuse it for setup.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    topics = loop.run_until_complete(ensure_topics(settings, wait=startup_wait))
+    topics = loop.run_until_complete(ensure_topics(settings, wait=settings.startup_wait))
     metrics = Metrics()
     metrics.serve(settings.metrics_port)
     app = build_app(settings, topics, metrics)

@@ -60,9 +60,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 class Lane:
     """One isolated lane on the broker: its own topics, group, data dir; workers and clients."""
 
-    def __init__(
-        self, broker: Broker, kind: str, workdir: Path, item: pytest.Item, **extra: Any
-    ) -> None:
+    def __init__(self, broker: Broker, kind: str, workdir: Path, item: Any, **extra: Any) -> None:
         n = next(_names)
         self.prefix = f"t{n}-{int(time.time()) % 100000}"
         self.broker = broker

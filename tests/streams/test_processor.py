@@ -50,6 +50,18 @@ class FakeStore:
     def put(self, key: bytes, value: bytes, partition: int) -> Any:
         self.log.ops.append(("save", key))
         self.data[key] = value
+        return self._done()
+
+    def keys(self) -> list[bytes]:
+        return list(self.data)
+
+    def delete(self, key: bytes) -> Any:
+        self.log.ops.append(("delete", key))
+        del self.data[key]
+        return self._done()
+
+    @staticmethod
+    def _done() -> Any:
         fut = asyncio.get_running_loop().create_future()
         fut.set_result(None)
         return fut
@@ -141,3 +153,26 @@ def test_unflushed_batches_build_on_each_other_and_are_saved_once() -> None:
     whole, whole_sink, _, _ = make()
     process(whole, messages(60))
     assert [v for _, _, v, _ in sink.sent] == [v for _, _, v, _ in whole_sink.sent]
+
+
+def test_quiet_sources_are_evicted_after_the_ttl_and_warm_up_again() -> None:
+    proc, _, store, log = make()
+    clock = [1000.0]
+    proc.clock = lambda: clock[0]
+
+    async def run() -> None:
+        await proc.process(messages(30))  # sources s0, s1, s2 at t = 1000
+        await proc.flush()
+        assert await proc.evict(ttl=60.0) == 0
+        clock[0] = 1030.0
+        await proc.process([m for m in messages(3, start=30) if m.key == b"s0"])
+        await proc.flush()
+        clock[0] = 1061.0
+        assert await proc.evict(ttl=60.0) == 2  # s1, s2: no record for 61 s; s0 for 31 s
+        assert sorted(store.data) == [b"s0"]
+        assert proc.metrics.sources._value.get() == 1
+
+    asyncio.run(run())
+    assert [k for op, k in log.ops if op == "delete"] == [b"s1", b"s2"]
+    report = process(proc, [m for m in messages(3, start=33) if m.key == b"s1"])
+    assert report.scored == 1  # s1 is scored again, from a fresh state

@@ -8,7 +8,7 @@ PYTEST := $(BIN)/python -m pytest
 TEST_TIMEOUT ?= 900
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-tansu test-kafka lint kafka bench bench-throughput clean
+.PHONY: help install demo test test-unit test-tansu test-kafka lint kafka bench bench-throughput bench-memory clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,10 +51,13 @@ test-kafka: $(STAMP) ## integration and reliability tiers on Apache Kafka (KRaft
 kafka: $(STAMP) ## fetch Apache Kafka's jars from Maven Central into the cache (once)
 	$(BIN)/python -m streams.brokers fetch
 
-bench: bench-throughput ## all benchmarks
+bench: bench-throughput bench-memory ## all benchmarks
 
 bench-throughput: $(STAMP) ## throughput and latency of the worker (BROKER=kafka|tansu|host:port)
 	$(BIN)/python -m bench.throughput --broker $${BROKER:-kafka}
+
+bench-memory: $(STAMP) ## RSS and state size with 10,000 sources x 8 signals (BROKER=...)
+	$(BIN)/python -m bench.memory --broker $${BROKER:-kafka}
 
 clean: ## remove the virtualenv and local state
 	rm -rf $(VENV) .anomstream .mypy_cache .ruff_cache .pytest_cache

@@ -314,7 +314,7 @@ def test_quiet_sources_are_evicted_from_memory_and_the_changelog(lane) -> None:
         {"source": f"q{i % 5}", "ts": 1795514400 + i, "signals": {"x": 1.0 + i % 3}}
         for i in range(100)
     ]
-    run.produce([(r["source"].encode(), dumps(r)) for r in records])
+    run.produce([(str(r["source"]).encode(), dumps(r)) for r in records])
     assert len(run.read(run.settings.topic_scores, 100, timeout=60)) == 100
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and worker.metric("anomstream_active_sources") != 0:

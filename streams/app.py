@@ -197,6 +197,24 @@ class Checkpoints:
         self._last = time.monotonic()
 
 
+def report_lag(app: faust.App, metrics: Metrics, admitted: Admitted) -> None:
+    """Consumer lag per input partition: the broker's high watermark minus the next offset.
+
+    (Wrong on Tansu, whose high watermarks are too low: see README, Testing.)
+    """
+    consumer: Any = app.consumer
+    last: dict[Any, int] = {}
+    for event in admitted.events:
+        tp = event.message.tp
+        last[tp] = max(last.get(tp, -1), event.message.offset)
+    for tp, offset in last.items():
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            metrics.consumer_lag.labels(partition=str(tp.partition)).set(
+                max(highwater - offset - 1, 0)
+            )
+
+
 def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.App:
     """The Faust app for these settings; `topics` carries the input topic's real partitions."""
     os.makedirs(settings.data_dir, exist_ok=True)
@@ -282,6 +300,7 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
                     admitted = await guard.admit(events)
                     await processor.process(admitted.messages)
                     await checkpoints.add(admitted)
+                report_lag(app, metrics, admitted)
             except Exception:  # a bug, or the broker gone past the producer's retries
                 fatal("cannot process a batch; exiting so that a restart replays it")
 

@@ -195,6 +195,38 @@ def demo(
         summary_json.write_bytes(to_json(summary))
 
 
+@cli.command()
+@kafka_options
+@click.option("--rate", type=float, default=300.0, show_default=True, help="records per second")
+@click.option("--sources", type=click.IntRange(3, 50), default=3, show_default=True)
+@click.option(
+    "--cycle",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="seconds of plant data per cycle (five injected anomalies each)",
+)
+@click.option("--cycles", type=int, default=1, show_default=True, help="0 = forever")
+@click.option("--seed", type=int, default=7, show_default=True)
+def plant(
+    config: Path | None,
+    broker: str | None,
+    rate: float,
+    sources: int,
+    cycle: float,
+    cycles: int,
+    seed: int,
+) -> None:
+    """Stream the demo's synthetic plant (with labelled anomalies) into the signals topic."""
+    from streams.demo import stream_plant
+
+    if cycle < 10 or rate < 1:
+        raise click.BadParameter("needs --cycle >= 10 and --rate >= 1")
+    settings = settings_from(config, broker)
+    sent = asyncio.run(stream_plant(settings, rate, sources, cycle, cycles, seed, Console()))
+    click.echo(f"produced {sent} records to {settings.topic_signals}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line for errors users can fix, the traceback only for our bugs."""
     try:

@@ -86,7 +86,9 @@ class GapGuard:
                     self.refilled += len(missing)
                     out.messages.extend(missing)
                 out.holes.append((tp, expected, offset - 1))
-            out.messages.append(InMessage(msg.topic, msg.partition, offset, event.key, event.value))
+            out.messages.append(
+                InMessage(msg.topic, msg.partition, offset, event.key, event.value, msg.timestamp)
+            )
             out.events.append(event)
             if expected is None or offset >= expected:
                 self._expected[tp] = offset + 1
@@ -138,7 +140,8 @@ class KafkaOffsets:
             for r in records:
                 if r.offset >= stop:
                     return out
-                out.append(InMessage(tp.topic, tp.partition, r.offset, r.key, r.value))
+                stamp = r.timestamp / 1000.0 if r.timestamp is not None else None
+                out.append(InMessage(tp.topic, tp.partition, r.offset, r.key, r.value, stamp))
 
     async def close(self) -> None:
         if self._admin is not None:

@@ -28,7 +28,7 @@ from rich.text import Text
 from streams.brokers import TansuBroker, free_port
 from streams.clients import start_consumer, start_producer
 from streams.plant import Plant, iso, judge
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
 from streams.tail import format_event
 from streams.topics import ensure_topics
 from streams.workerproc import WorkerProcess, worker_env
@@ -158,7 +158,7 @@ async def _produce(
     topic: str,
     started: float,
     state: _Live,
-    sent_at: dict[tuple[str, str], float],
+    sent_at: dict[tuple[str, str], float] | None,
 ) -> None:
     rows = plant.generate(started)
     bad_at = {len(rows) * (i + 1) // (len(MALFORMED) + 1): bad for i, bad in enumerate(MALFORMED)}
@@ -169,7 +169,8 @@ async def _produce(
             await asyncio.sleep(ahead)
         ts_text = iso(ts)
         value = orjson.dumps({"source": source, "ts": ts_text, "signals": signals})
-        sent_at[(source, ts_text)] = time.time()
+        if sent_at is not None:
+            sent_at[(source, ts_text)] = time.time()
         pending.append(await producer.send(topic, value, key=source.encode()))
         state.produced += 1
         if k in bad_at:
@@ -318,3 +319,36 @@ def print_summary(summary: Summary, console: Console) -> None:
 
 def summary_json(summary: Summary) -> bytes:
     return orjson.dumps(asdict(summary), option=orjson.OPT_INDENT_2)
+
+
+async def stream_plant(
+    settings: Settings,
+    rate: float,
+    sources: int,
+    cycle: float,
+    cycles: int,
+    seed: int,
+    console: Console,
+) -> int:
+    """`anomstream plant`: the demo's synthetic plant into any broker, `cycles` times (0 = forever).
+
+    Each cycle is a fresh stretch of plant data of `cycle` seconds, anomalies and three malformed
+    messages included, stamped with the current time.
+    """
+    producer = await start_producer(settings)
+    state = _Live()
+    done = 0
+    try:
+        while cycles == 0 or done < cycles:
+            plant = Plant(sources=sources, rate=rate, duration=cycle, seed=seed + done)
+            started = time.time()
+            for inj in plant.schedule():
+                console.print(
+                    f"[dim]cycle {done + 1}: {inj.kind} on {inj.source}/{inj.signal} at "
+                    f"{iso(started + inj.start)}[/]"
+                )
+            await _produce(producer, plant, settings.topic_signals, started, state, None)
+            done += 1
+    finally:
+        await producer.stop()
+    return state.produced

@@ -1,27 +1,48 @@
-"""Every Prometheus metric of the worker, in one place, on its own registry.
+"""Every Prometheus metric of the worker, in one place, on its own registry, and its HTTP endpoint.
 
-Names follow the Prometheus guide: `anomstream_` prefix, base units, `_total` counters. Nothing
-carries a per-source label (cardinality). The processor updates them once per micro-batch.
+Names follow the Prometheus guide: `anomstream_` prefix, base units (seconds, bytes), `_total`
+counters. Nothing carries a per-source label unless the source is on the allow-list
+(`ANOMSTREAM_METRICS_SOURCES`): sources are unbounded, Prometheus series must not be. The
+processor updates the metrics once per micro-batch.
+
+`serve()` answers `/metrics`, `/healthz` (the process is alive) and `/readyz` (joined the group
+and restored its state: 503 until then).
 """
 
 from __future__ import annotations
 
+import platform
+import threading
 from collections import Counter as Tally
 from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 SCORE_BUCKETS = (0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999, 1.0)
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
 
+disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series: no use
+
 
 class Metrics:
     """The worker's metrics. One instance per process; tests make their own."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, sources: Iterable[str] = ()
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.allowed_sources = frozenset(sources)
         r = self.registry
         self.records = Counter(
             "anomstream_records", "Input records by outcome", ["outcome"], registry=r
@@ -41,9 +62,15 @@ class Metrics:
         self.scores = Histogram(
             "anomstream_score", "Record scores", buckets=SCORE_BUCKETS, registry=r
         )
+        self.processing = Histogram(
+            "anomstream_record_processing_seconds",
+            "From the record's append to the input topic to its score being acknowledged",
+            buckets=(*SECONDS_BUCKETS, 30.0, 60.0),
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "anomstream_batch_processing_seconds",
-            "Time to decode, score, publish and save one micro-batch",
+            "Time to decode, score and publish one micro-batch",
             buckets=SECONDS_BUCKETS,
             registry=r,
         )
@@ -53,13 +80,22 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.consumer_lag = Gauge(
+            "anomstream_consumer_lag_records",
+            "Records in the input partition not yet scored (high watermark minus next offset)",
+            ["partition"],
+            registry=r,
+        )
         self.sources = Gauge(
             "anomstream_active_sources", "Sources with detector state in this worker", registry=r
         )
         self.warming = Gauge(
-            "anomstream_warming_records_ratio",
-            "Share of the last batch's records whose detectors were still warming up",
+            "anomstream_warming_sources",
+            "Sources whose detectors were still warming up at their last record",
             registry=r,
+        )
+        self.state_bytes = Gauge(
+            "anomstream_state_bytes", "Bytes of detector state written at the last save", registry=r
         )
         self.ready = Gauge(
             "anomstream_ready",
@@ -69,29 +105,69 @@ class Metrics:
         self.threshold = Gauge(
             "anomstream_threshold", "Score threshold (1 - target_fap)", registry=r
         )
-        self.build = Gauge("anomstream_build_info", "Build information", ["version"], registry=r)
-        self.build.labels(version=_version()).set(1)
+        self.model = Gauge(
+            "anomstream_model_info", "Active multivariate model", ["name", "version"], registry=r
+        )
+        self.build = Gauge(
+            "anomstream_build_info", "Build information", ["version", "python"], registry=r
+        )
+        self.source_records = Counter(
+            "anomstream_source_records",
+            "Records scored, for allow-listed sources",
+            ["source"],
+            registry=r,
+        )
+        self.source_anomalies = Counter(
+            "anomstream_source_anomalies",
+            "Anomalous records, for allow-listed sources",
+            ["source"],
+            registry=r,
+        )
+        self.build.labels(version=_version(), python=platform.python_version()).set(1)
+        self.model.labels(name="none", version="").set(1)
         for outcome in ("scored", "dead_lettered", "replayed"):
             self.records.labels(outcome=outcome)
+        self._warming: set[str] = set()
 
-    def serve(self, port: int) -> None:
-        """Expose `/metrics` over HTTP (port 0 = do not serve)."""
-        if port:
-            start_http_server(port, registry=self.registry)
+    def serve(self, port: int) -> ThreadingHTTPServer | None:
+        """Answer `/metrics`, `/healthz`, `/readyz` on `port` from a thread (0 = do not serve)."""
+        if not port:
+            return None
+        server = ThreadingHTTPServer(("", port), _handler(self))
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+        return server
 
     def observe_batch(
         self,
-        scored: int,
+        scored: Iterable[tuple[str, float, bool, bool, float]],
         dead: Iterable[str],
         replayed: int,
-        scores: Iterable[float],
         events: Iterable[tuple[str, str]],
-        lags: Iterable[float],
-        warming: int,
+        appended: Iterable[float],
+        now: float,
         seconds: float,
     ) -> None:
-        """Account for one micro-batch at once: cheap per record."""
-        self.records.labels(outcome="scored").inc(scored)
+        """Account for one micro-batch at once.
+
+        `scored` holds (source, score, is_anomaly, warming_up, event time) per scored record;
+        `appended` the input records' broker append times (epoch seconds).
+        """
+        count = 0
+        last_ts = None
+        for source, score, anomalous, warming, ts in scored:
+            count += 1
+            self.scores.observe(score)
+            last_ts = ts
+            if warming:
+                self._warming.add(source)
+            else:
+                self._warming.discard(source)
+            if source in self.allowed_sources:
+                self.source_records.labels(source=source).inc()
+                if anomalous:
+                    self.source_anomalies.labels(source=source).inc()
+        self.records.labels(outcome="scored").inc(count)
+        self.score_messages.inc(count)
         if replayed:
             self.records.labels(outcome="replayed").inc(replayed)
         dead_counts = Tally(dead)
@@ -99,16 +175,45 @@ class Metrics:
             self.records.labels(outcome="dead_lettered").inc(sum(dead_counts.values()))
             for reason, n in dead_counts.items():
                 self.dead_letters.labels(reason=reason).inc(n)
-        self.score_messages.inc(scored)
         for (kind, sev), n in Tally(events).items():
             self.events.labels(kind=kind, severity=sev).inc(n)
-        for value in scores:
-            self.scores.observe(value)
-        for lag in lags:
-            self.event_lag.observe(lag)
-        if scored:
-            self.warming.set(warming / scored)
+        for t in appended:
+            self.processing.observe(max(now - t, 0.0))
+        if last_ts is not None:
+            self.event_lag.observe(max(now - last_ts, 0.0))
+        self.warming.set(len(self._warming))
         self.batch_seconds.observe(seconds)
+
+    def forget_sources(self, sources: Iterable[str]) -> None:
+        self._warming.difference_update(sources)
+        self.warming.set(len(self._warming))
+
+
+def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                self._send(200, b"ok\n")
+            elif path == "/readyz":
+                ready = metrics.ready._value.get() == 1.0
+                self._send(200 if ready else 503, b"ready\n" if ready else b"not ready\n")
+            else:
+                self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
+
+        def _send(self, code: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Scrapes every 15 s would flood the worker's log."""
+
+    return Handler
 
 
 def _version() -> str:

@@ -39,6 +39,8 @@ class InMessage(NamedTuple):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: float | None = None
+    """When the broker appended it (epoch seconds), for the processing-time histogram."""
 
 
 class Sink(Protocol):
@@ -135,15 +137,15 @@ class Processor:
             self._seen[res.record.source] = now
 
         report.scored = len(scored)
-        now = time.time()
         self.metrics.observe_batch(
-            scored=report.scored,
+            scored=(
+                (r.record.source, r.score, r.is_anomaly, r.warming_up, r.record.ts) for r in scored
+            ),
             dead=(error.reason for _, _, error, _ in dead),
             replayed=report.replayed,
-            scores=(r.score for r in scored),
             events=(("score", severity(r.p, cfg.target_fap)) for r in scored if r.is_anomaly),
-            lags=(now - r.record.ts for r in scored[-1:]),
-            warming=sum(r.warming_up for r in scored),
+            appended=(m.timestamp for m in messages if m.timestamp is not None),
+            now=time.time(),
             seconds=time.perf_counter() - started,
         )
         self.metrics.sources.set(len(self._seen))
@@ -174,12 +176,16 @@ class Processor:
     async def flush(self) -> int:
         """Save every dirty source's state and await the writes; returns how many were saved."""
         saves = []
+        written = 0
         for source, partition in self._dirty.items():
             state = self._cache[source][1]
             blob = orjson.dumps(state.to_json(self.scorer.suite))
+            written += len(blob)
             self._cache[source] = (blob, state)
             saves.append(self.store.put(source.encode(), blob, partition))
         await asyncio.gather(*saves)
+        if saves:
+            self.metrics.state_bytes.set(written)
         count = len(self._dirty)
         self._dirty.clear()
         return count
@@ -192,6 +198,7 @@ class Processor:
         """
         now = self.clock()
         deletes = []
+        gone = []
         for key in self.store.keys():  # noqa: SIM118 - a StateStore, not a dict
             source = key.decode()
             seen = self._seen.setdefault(source, now)
@@ -199,7 +206,9 @@ class Processor:
                 deletes.append(self.store.delete(key))
                 self._cache.pop(source, None)
                 del self._seen[source]
+                gone.append(source)
         await asyncio.gather(*deletes)
+        self.metrics.forget_sources(gone)
         self.metrics.sources.set(len(self._seen))
         return len(deletes)
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         60.0, ge=0.0, description="seconds to wait for the broker at start before giving up"
     )
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables the endpoint")
+    metrics_sources: list[str] = Field(
+        default_factory=list, description="sources that get per-source metric series"
+    )
     target_fap: float = Field(1e-3, gt=0.0, lt=0.5, description="false alarms per record")
     warmup: int = Field(200, ge=1, description="values per signal before a detector may alarm")
     learn_gate: bool = Field(False, description="anomalous records do not update detectors")
@@ -74,6 +77,14 @@ class Settings(BaseSettings):
     @classmethod
     def _broker_url(cls, value: str) -> str:
         return normalise_broker(value)
+
+    @field_validator("metrics_sources", mode="before")
+    @classmethod
+    def _source_list(cls, value: object) -> object:
+        """Env and flags give `a,b,c`; the file gives a list."""
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
 
     @field_validator("log_level")
     @classmethod

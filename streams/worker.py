@@ -25,7 +25,7 @@ def run_worker(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     topics = loop.run_until_complete(ensure_topics(settings, wait=settings.startup_wait))
-    metrics = Metrics()
+    metrics = Metrics(sources=settings.metrics_sources)
     metrics.serve(settings.metrics_port)
     app = build_app(settings, topics, metrics)
     log.info(

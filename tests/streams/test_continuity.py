@@ -38,7 +38,7 @@ class FakeBroker:
 def events(*offsets: int) -> list[Any]:
     return [
         SimpleNamespace(
-            message=SimpleNamespace(tp=TP, topic="signals", partition=0, offset=o),
+            message=SimpleNamespace(tp=TP, topic="signals", partition=0, offset=o, timestamp=None),
             key=b"k",
             value=b"v%d" % o,
         )

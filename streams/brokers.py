@@ -453,7 +453,29 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> int:
     return proc.returncode
 
 
-class _ProcessBroker:
+class StartStop:
+    """`with` support for anything with `start()` and `stop()`: stopped also on errors."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _ProcessBroker(StartStop):
     """Shared process handling: spawn with a log file, readiness, stop by pid, context manager."""
 
     kind: str = "?"
@@ -538,18 +560,6 @@ class _ProcessBroker:
 
     def log_tail(self, n: int = 50) -> list[str]:
         return tail_lines(self.log_path, n)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.bootstrap}, version={self.version}, pid={self.pid})"
@@ -756,7 +766,7 @@ class TansuBroker(_ProcessBroker):
         return env
 
 
-class ExternalBroker:
+class ExternalBroker(StartStop):
     """A broker someone else runs (`host:port`): start and stop only check it / do nothing."""
 
     kind = "external"
@@ -787,18 +797,6 @@ class ExternalBroker:
 
     def log_tail(self, n: int = 50) -> list[str]:
         return []
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"ExternalBroker({self.bootstrap})"

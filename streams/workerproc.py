@@ -17,10 +17,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from streams.brokers import stop_process, tail_lines, with_parent_death_signal
+from streams.brokers import StartStop, stop_process, tail_lines, with_parent_death_signal
 
 
 class WorkerError(RuntimeError):
@@ -46,7 +44,7 @@ def metric_value(text: str, name: str, labels: str = "") -> float | None:
     return None
 
 
-class WorkerProcess:
+class WorkerProcess(StartStop):
     """One `anomstream worker` child process."""
 
     def __init__(self, env: Mapping[str, str], workdir: Path, name: str = "worker") -> None:
@@ -109,18 +107,6 @@ class WorkerProcess:
 
     def tail(self, n: int = 30) -> str:
         return " | ".join(line.rstrip() for line in tail_lines(self.log_path, n) if line.strip())
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def worker_env(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,16 +40,19 @@ class ScoringConfig:
         return 1.0 - self.target_fap
 
 
-@dataclass(frozen=True, slots=True)
-class SignalResult:
-    """One signal of one record: its value, calibrated score and band, and what fired."""
+class SignalResult(NamedTuple):
+    """One signal of one record: its value, calibrated score and band, and what fired.
+
+    A NamedTuple: one is built per signal per record, and that is the hot path.
+    """
 
     name: str
     value: float
     score: float
-    expected: float
-    lower: float
-    upper: float
+    expected: float | None
+    """None where unknown (JSON has no NaN)."""
+    lower: float | None
+    upper: float | None
     detector: str
     """Kind of the detector that found this value most extreme."""
     detector_score: float
@@ -80,6 +83,14 @@ class _Group:
     rows: list[int] = field(default_factory=list)
     taken: dict[int, tuple[int, int]] = field(default_factory=dict)
     """Partition -> (offset, index) of the last record taken in this batch."""
+
+
+def _finite_or_none(values: np.ndarray) -> list[list[float | None]]:
+    """Rows of floats with NaN and infinities as None, converted for a whole batch at once."""
+    rows = values.astype(object)
+    rows[~np.isfinite(values)] = None
+    out: list[list[float | None]] = rows.tolist()
+    return out
 
 
 def episode_id(source: str, ts_text: str) -> str:
@@ -272,32 +283,41 @@ class Scorer:
         best = p_det.argmin(axis=1).tolist()
         best_p = p_det.min(axis=1).tolist()
         level = float(per_test_level(cfg.target_fap, len(self.suite) * width))
-        fired_mask = (p_det < level).tolist()
-        expected = out["expected"][: len(group.rows), cols].tolist()
-        lower = out["lower"][: len(group.rows), cols].tolist()
-        upper = out["upper"][: len(group.rows), cols].tolist()
+        fired_mask = p_det < level
+        any_fired: list[list[bool]] = fired_mask.any(axis=1).tolist()  # type: ignore[assignment]
+        kinds = self.kinds
+        expected = _finite_or_none(out["expected"][: len(group.rows), cols])
+        lower = _finite_or_none(out["lower"][: len(group.rows), cols])
+        upper = _finite_or_none(out["upper"][: len(group.rows), cols])
+        index = state.index
         for t, i in enumerate(group.rows):
             rec = records[i]
             signals: list[SignalResult] = []
             present: set[str] = set()
+            p_t, best_t, best_p_t, fired_t = p_sig[t], best[t], best_p[t], any_fired[t]
+            exp_t, low_t, up_t = expected[t], lower[t], upper[t]
             for name, value in rec.signals.items():
                 if value is None:
                     continue
-                c = state.index[name]
+                c = index[name]
                 present.add(name)
-                fired = tuple(kind for d, kind in enumerate(self.kinds) if fired_mask[t][d][c])
+                fired: tuple[str, ...] = ()
+                if fired_t[c]:  # rare: only then is it worth a look at each detector
+                    fired = tuple(
+                        k for k, hit in zip(kinds, fired_mask[t, :, c], strict=True) if hit
+                    )
                 signals.append(
                     SignalResult(
-                        name=name,
-                        value=value,
-                        score=1.0 - p_sig[t][c],
-                        expected=expected[t][c],
-                        lower=lower[t][c],
-                        upper=upper[t][c],
-                        detector=self.kinds[best[t][c]],
-                        detector_score=1.0 - best_p[t][c],
-                        fired=fired,
-                        p=p_sig[t][c],
+                        name,
+                        value,
+                        1.0 - p_t[c],
+                        exp_t[c],
+                        low_t[c],
+                        up_t[c],
+                        kinds[best_t[c]],
+                        1.0 - best_p_t[c],
+                        fired,
+                        p_t[c],
                     )
                 )
             p = p_rec[t]

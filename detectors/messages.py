@@ -17,11 +17,6 @@ from detectors.fusion import severity
 MAX_EVENT_SIGNALS = 10
 
 
-def _num(value: float) -> float | None:
-    """JSON has no NaN/Infinity: an unknown band edge is null."""
-    return value if math.isfinite(value) else None
-
-
 def _provenance(scored: Scored) -> dict[str, Any] | None:
     origin = scored.record.origin
     if origin is None:
@@ -54,9 +49,9 @@ def score_message(
         signals[s.name] = {
             "value": s.value,
             "score": s.score,
-            "expected": _num(s.expected),
-            "lower": _num(s.lower),
-            "upper": _num(s.upper),
+            "expected": s.expected,
+            "lower": s.lower,
+            "upper": s.upper,
         }
         detectors[f"{s.name}/{s.detector}"] = s.detector_score
     msg: dict[str, Any] = {
@@ -115,7 +110,7 @@ def anomaly_event(
             {
                 "name": s.name,
                 "value": s.value,
-                "expected": _num(s.expected),
+                "expected": s.expected,
                 "score": s.score,
                 "contribution": share,
             }

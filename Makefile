@@ -8,7 +8,7 @@ PYTEST := $(BIN)/python -m pytest
 TEST_TIMEOUT ?= 900
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-tansu test-kafka lint kafka bench bench-throughput bench-memory clean
+.PHONY: help install demo test test-unit test-tansu test-kafka lint kafka bench bench-nab bench-throughput bench-memory clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,7 +51,10 @@ test-kafka: $(STAMP) ## integration and reliability tiers on Apache Kafka (KRaft
 kafka: $(STAMP) ## fetch Apache Kafka's jars from Maven Central into the cache (once)
 	$(BIN)/python -m streams.brokers fetch
 
-bench: bench-throughput bench-memory ## all benchmarks
+bench: bench-nab bench-throughput bench-memory ## all benchmarks
+
+bench-nab: $(STAMP) ## NAB v1.1 with the stream's detector suite, beside the published scoreboard (DATA=dir)
+	$(BIN)/python -m bench.nab.runner $${DATA:+--data $$DATA}
 
 bench-throughput: $(STAMP) ## throughput and latency of the worker (BROKER=kafka|tansu|host:port)
 	$(BIN)/python -m bench.throughput --broker $${BROKER:-kafka}

@@ -31,6 +31,7 @@ FIELDS: dict[str, float] = {
     "ne": 0.0,  # excesses learnt
     "m1": 0.0,  # mean excess over q
     "m2": 0.0,  # mean squared excess over q
+    "pe": TAIL,  # fraction of values above q (tracked only with `adaptive_tail`)
 }
 
 XI_LIMITS = (-0.1, 0.25)
@@ -53,6 +54,9 @@ class Calibration:
     window: int = 1000
     tail_window: int = 500
     min_scale: float = 1e-3
+    adaptive_tail: bool = False
+    """Anchor the tail at the observed fraction of values above q instead of TAIL: for a
+    statistic with an atom at 0 (a value inside its band), where q sits on the atom."""
 
     @property
     def fields(self) -> dict[str, float]:
@@ -67,12 +71,13 @@ class Calibration:
         xi, sigma = self._gpd(st)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             below_med = 1.0 - 0.5 * r / np.maximum(med, 1e-300)
-            body = 0.5 - (0.5 - TAIL) * (r - med) / np.maximum(q - med, 1e-300)
+            pe = st["pe"]
+            body = 0.5 - (0.5 - pe) * (r - med) / np.maximum(q - med, 1e-300)
             y = np.maximum(r - q, 0.0) / sigma
             exponential = np.abs(xi) < 1e-9
             base = np.maximum(1.0 + xi * y, 0.0)
             gpd = np.exp(-np.log(base) / np.where(exponential, 1.0, xi))
-            tail = TAIL * np.where(exponential, np.exp(-y), gpd)
+            tail = pe * np.where(exponential, np.exp(-y), gpd)
         p = np.where(r > q, tail, np.where(r > med, body, below_med))
         p = np.where(np.isnan(r) | (st["n"] < 1), 1.0, p)
         return np.clip(p, 0.0, 1.0)
@@ -80,7 +85,7 @@ class Calibration:
     def quantile(self, st: State, p: float | np.ndarray) -> np.ndarray:
         """The raw value whose tail probability is `p` (p < TAIL): for the detectors' bands."""
         xi, sigma = self._gpd(st)
-        ratio = np.log(TAIL / p)
+        ratio = np.log(np.maximum(st["pe"], p) / p)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             gpd = sigma * np.expm1(xi * ratio) / np.where(np.abs(xi) < 1e-9, 1.0, xi)
         excess = np.where(np.abs(xi) < 1e-9, sigma * ratio, gpd)
@@ -101,6 +106,8 @@ class Calibration:
         new_med = med + scale * np.where(r > med, 1.0, -1.0)
         new_q = q + scale * np.where(r > q, (1.0 - TAIL) / TAIL, -1.0)
         st["mad"] += gain * (np.abs(r - med) - st["mad"])
+        if self.adaptive_tail:
+            st["pe"] += gain * (np.where(r > q, 1.0, 0.0) - st["pe"])
         # Raw statistics are >= 0; an atom at 0 (a stuck run of a noisy signal) must stay at 0.
         st["med"] = np.maximum(np.where(first, r, new_med), 0.0)
         # An outlier among the first values must not park the anchor far out: SA steps shrink

@@ -34,6 +34,9 @@ class ScoringConfig:
     target_fap: float = 1e-3
     warmup: int = 200
     learn_gate: bool = False
+    realert_after: int = 100
+    """An anomalous record raises an event (an alert) when it is more extreme than the last
+    alert-eligible record, or when that was more than this many records ago; 0 = every one."""
 
     @property
     def threshold(self) -> float:
@@ -74,6 +77,13 @@ class Scored:
     missing: list[str]
     signals: list[SignalResult]
     episode: dict[str, Any] | None = None
+    escalated: bool = False
+    """More extreme than the source's last alert-eligible record, or that was long ago."""
+
+    @property
+    def alert(self) -> bool:
+        """An anomaly worth an event: a new one or a worse one, not its 50th repeat."""
+        return self.is_anomaly and self.escalated
 
 
 @dataclass(slots=True)
@@ -83,6 +93,12 @@ class _Group:
     rows: list[int] = field(default_factory=list)
     taken: dict[int, tuple[int, int]] = field(default_factory=dict)
     """Partition -> (offset, index) of the last record taken in this batch."""
+
+
+ESCALATION = 10.0
+"""An alert within `realert_after` records needs a p this many times smaller (one severity step)."""
+P_FLOOR = 1e-15
+"""Below this, p is beyond what any calibration knows (and 1 - p rounds to 1)."""
 
 
 def _finite_or_none(values: np.ndarray) -> list[list[float | None]]:
@@ -333,6 +349,8 @@ class Scorer:
                 signals=signals,
             )
             self._track_episode(state, scored)
+            if not scored.warming_up:
+                scored.escalated = self._escalate(state, p)
             results[i] = scored
             state.records += 1
             if not is_late[t]:
@@ -340,6 +358,18 @@ class Scorer:
             if rec.origin is not None:
                 part = rec.origin.partition
                 state.applied[part] = max(state.applied.get(part, -1), rec.origin.offset)
+
+    def _escalate(self, state: SourceState, p: float) -> bool:
+        """Whether `p` beats the last escalated record's, which counts for `realert_after`.
+
+        Threshold-free on purpose: the same rule gives the NAB runner its alert score.
+        """
+        state.alert_age += 1
+        p = max(p, P_FLOOR)
+        if p * ESCALATION < state.alert_p or state.alert_age > self.config.realert_after:
+            state.alert_p, state.alert_age = p, 0
+            return True
+        return False
 
     @staticmethod
     def _track_episode(state: SourceState, scored: Scored) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from detectors.level_shift import LevelShift
 from detectors.persist import Persist
 from detectors.protocol import Detector
+from detectors.quantile import Iqr, QuantileBand
 from detectors.spike import Spike
 from detectors.stuck import Stuck
 
@@ -18,6 +19,8 @@ REGISTRY: dict[str, Callable[[], Detector]] = {
     Spike.kind: Spike,
     Stuck.kind: Stuck,
     LevelShift.kind: LevelShift,
+    QuantileBand.kind: QuantileBand,
+    Iqr.kind: Iqr,
 }
 
 BAND_DETECTOR = Persist.kind

@@ -33,6 +33,9 @@ class SourceState:
     records: int = 0
     episode: dict[str, Any] | None = None
     """Open anomaly episode: {"id", "start", "n"}."""
+    alert_p: float = 1.0
+    """p of the last escalated record (see `Scorer._escalate`) and records since then."""
+    alert_age: int = 1 << 30
     index: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +71,7 @@ class SourceState:
             "last_ts": self.last_ts if self.last_ts != float("-inf") else None,
             "records": self.records,
             "episode": self.episode,
+            "alert": [self.alert_p, self.alert_age],
             "detectors": {
                 d.kind: {"v": d.state_version, **to_snapshot(self.detectors[d.kind])} for d in suite
             },
@@ -94,6 +98,7 @@ class SourceState:
             detectors[det.kind] = from_snapshot(snap, det.fields, n)
             calibrations[det.kind] = from_snapshot(cal, det.calibration.fields, n)
         last_ts = data.get("last_ts")
+        alert = data.get("alert", [1.0, 1 << 30])
         return cls(
             signals=signals,
             detectors=detectors,
@@ -102,4 +107,6 @@ class SourceState:
             last_ts=float("-inf") if last_ts is None else float(last_ts),
             records=int(data.get("records", 0)),
             episode=data.get("episode"),
+            alert_p=float(alert[0]),
+            alert_age=int(alert[1]),
         )

@@ -1,16 +1,20 @@
 """Stuck: a sensor repeating the same value for longer than this signal usually does.
 
 The statistic is the current run of identical values; calibration learns, from runs that ended,
-what run lengths are normal for the signal (quantised signals repeat often, noisy ones never),
-with a tail-scale floor of two repeats so one chance repeat of a noisy signal is not an alarm.
+what run lengths are normal for the signal, with a tail-scale floor of two repeats so one chance
+repeat of a noisy signal is not an alarm. Signals that often repeat a value (quantised readings,
+counts that idle at zero) are not judged at all: on NAB their flat stretches were never the
+anomaly, and they outscored every real one.
 
 >>> import numpy as np
 >>> det = Stuck()
 >>> st = det.new_state(1)
->>> for v in [1.0, 2.0, 2.0, 2.0]:
+>>> for v in [*np.random.default_rng(0).normal(0.0, 1.0, 500), 2.0, 2.0, 2.0]:
 ...     det.learn(st, np.array([v]), np.zeros(1), np.ones(1, bool))
->>> float(det.raw(st, np.array([2.0]), np.zeros(1)).stat[0])
+>>> float(det.raw(st, np.array([2.0]), np.zeros(1)).stat[0])  # the 4th 2.0 in a row
 3.0
+>>> bool(Stuck().raw(det.new_state(1), np.array([2.0]), np.zeros(1)).stat[0] >= 0)  # no history
+False
 """
 
 from __future__ import annotations
@@ -28,9 +32,13 @@ from detectors.state import State, new_state
 @dataclass(frozen=True, slots=True)
 class Stuck:
     kind: ClassVar[str] = "stuck"
-    state_version: ClassVar[int] = 1
-    fields: ClassVar[dict[str, float]] = {"n": 0.0, "prev": np.nan, "run": 0.0}
+    state_version: ClassVar[int] = 2
+    fields: ClassVar[dict[str, float]] = {"n": 0.0, "prev": np.nan, "run": 0.0, "rep": 0.0}
 
+    max_repeat_rate: float = 0.01
+    """Signals that repeat their last value more often than this (quantised, counts, idle
+    zeros) are not judged: a flat stretch is ordinary for them, and NAB measured it as noise."""
+    span: int = 1000
     calibration: Calibration = field(default_factory=lambda: Calibration(min_scale=2.0))
 
     def new_state(self, n: int) -> State:
@@ -39,13 +47,20 @@ class Stuck:
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
         same = x == st["prev"]
         unknown = np.isnan(st["prev"]) | np.isnan(x)
-        stat = np.where(unknown, np.nan, np.where(same, st["run"] + 1.0, 0.0))
+        judged = ~unknown & (st["rep"] <= self.max_repeat_rate)
+        stat = np.where(judged, np.where(same, st["run"] + 1.0, 0.0), np.nan)
         # Calibration learns the length of runs that ended, never a run still growing: a sensor
         # stuck for an hour must not teach that hour-long runs are normal.
         ended = np.where(unknown | same, np.nan, st["run"])
         return Raw(stat, st["prev"].copy(), learn_stat=ended)
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
+        m = mask & ~np.isnan(x) & ~np.isnan(st["prev"])
+        # Only the first repeats of a run count towards the repeat rate: a long stuck run must
+        # not teach the detector that the signal is one that repeats.
+        counted = m & (st["run"] < 3)
+        gain = np.where(counted, np.maximum(1.0 / (st["n"] + 1.0), 1.0 / self.span), 0.0)
+        st["rep"] += gain * (np.where(x == st["prev"], 1.0, 0.0) - st["rep"])
         m = mask & ~np.isnan(x)
         st["run"] = np.where(m, np.where(x == st["prev"], st["run"] + 1.0, 0.0), st["run"])
         st["prev"] = np.where(m, x, st["prev"])

@@ -164,7 +164,10 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     app.service(output)  # type: ignore[arg-type]
     scorer = Scorer(
         ScoringConfig(
-            target_fap=settings.target_fap, warmup=settings.warmup, learn_gate=settings.learn_gate
+            target_fap=settings.target_fap,
+            warmup=settings.warmup,
+            learn_gate=settings.learn_gate,
+            realert_after=settings.realert_after,
         )
     )
     processor = Processor(

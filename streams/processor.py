@@ -120,7 +120,7 @@ class Processor:
             key = res.record.source.encode()
             msg = orjson.dumps(score_message(res, cfg, self.model))
             pending.append(await self.sink.send(self.topics.scores, key, msg, None))
-            if res.is_anomaly:
+            if res.alert:
                 event = orjson.dumps(anomaly_event(res, cfg, self.model))
                 pending.append(await self.sink.send(self.topics.anomalies, key, event, None))
                 report.events += 1
@@ -143,7 +143,7 @@ class Processor:
             ),
             dead=(error.reason for _, _, error, _ in dead),
             replayed=report.replayed,
-            events=(("score", severity(r.p, cfg.target_fap)) for r in scored if r.is_anomaly),
+            events=(("score", severity(r.p, cfg.target_fap)) for r in scored if r.alert),
             appended=(m.timestamp for m in messages if m.timestamp is not None),
             now=time.time(),
             seconds=time.perf_counter() - started,

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     target_fap: float = Field(1e-3, gt=0.0, lt=0.5, description="false alarms per record")
     warmup: int = Field(200, ge=1, description="values per signal before a detector may alarm")
     learn_gate: bool = Field(False, description="anomalous records do not update detectors")
+    realert_after: int = Field(
+        100, ge=0, description="records before a source alerts again without escalating"
+    )
     models_dir: Path = Path("models")
     data_dir: Path = Path(".anomstream")
 

@@ -144,3 +144,30 @@ def test_a_record_delivered_twice_in_one_batch_is_scored_once() -> None:
     assert out[200] is None
     kept = [r for r in out if r is not None]
     assert [r.score for r in kept] == [r.score for r in reference]  # type: ignore[union-attr]
+
+
+def test_a_lasting_anomaly_alerts_once_then_only_when_it_gets_worse() -> None:
+    """Events (alerts) fire on a new anomaly or an escalation, not on each of its records."""
+    records = make_records(1500, sources=1, signals=1, seed=3)
+    shifted = [
+        Record(r.source, r.ts, r.ts_text, {"x0": 30.0}, r.origin) if 1200 <= i < 1260 else r
+        for i, r in enumerate(records)
+    ]
+    out, _, _ = score_all(shifted, [1230])
+    anomalous = [i for i, r in enumerate(out) if r is not None and r.is_anomaly]
+    alerts = [i for i, r in enumerate(out) if r is not None and r.alert]
+    assert anomalous[0] == 1200 and alerts[0] == 1200
+    assert len(anomalous) >= 20
+    assert len(alerts) <= 3, alerts
+
+
+def test_alert_bookkeeping_survives_a_restart() -> None:
+    records = make_records(900, sources=2, seed=4)
+    whole, _, _ = score_all(records, [])
+    _, states, scorer = score_all(records[:500], [])
+    restored = {
+        k: SourceState.from_json(orjson.loads(orjson.dumps(v.to_json(scorer.suite))), scorer.suite)
+        for k, v in states.items()
+    }
+    rest = scorer.score_batch(records[500:], restored)
+    assert [r.escalated for r in rest] == [r.escalated for r in whole[500:]]  # type: ignore[union-attr]

@@ -1,0 +1,252 @@
+"""NAB runner: the stream's own detector stack over the 58 NAB files, scored by our NAB scorer.
+
+Each file is one source with one signal, `value`; its rows are fed in order through the same
+`Scorer`, suite and default configuration as the worker (one configuration for all files, causal:
+a row's score uses only that row and the ones before it). All files advance together, one
+micro-batch of `chunk` rows per file at a time, as the stream batches (scores do not depend on the
+cut). A row's NAB anomaly score is its record score where the stream would alert on it at some
+threshold (it escalates, see `Scorer._escalate`), else 0; warming rows score 0 (no events).
+
+It also measures, with the same configuration, the false-alarm rate at `target_fap` on
+anomaly-free data (NAB's artificialNoAnomaly, SKAB's anomaly-free file), the cost of the suite
+per signal value (100 sources x 8 signals) and the state size per signal.
+
+Usage: `python -m bench.nab.runner [--data DIR] [--out DIR] [--without KIND ...]`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from bench.datasets import bench_root
+from bench.nab import scorer as nab
+from detectors.engine import Scorer, ScoringConfig
+from detectors.protocol import Detector
+from detectors.records import Record
+from detectors.registry import default_suite
+from detectors.source_state import SourceState
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+DETECTOR_NAME = "anomstream"
+PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+BOARD = ("ARTime", "numenta", "contextOSE", "knncad", "relativeEntropy", "windowedGaussian")
+
+
+@dataclass(frozen=True, slots=True)
+class NabFile:
+    key: str
+    """`category/name.csv`, as in the label files."""
+    timestamps: list[str]
+    values: np.ndarray
+
+
+def load_corpus(data_dir: Path) -> list[NabFile]:
+    """Every `category/*.csv` under `data_dir`, in a fixed order."""
+    files = []
+    for path in sorted(data_dir.glob("*/*.csv")):
+        with path.open(newline="") as fh:
+            rows = list(csv.reader(fh))[1:]
+        files.append(
+            NabFile(
+                key=f"{path.parent.name}/{path.name}",
+                timestamps=[r[0] for r in rows],
+                values=np.array([float(r[1]) for r in rows]),
+            )
+        )
+    if not files:
+        raise click.ClickException(f"no NAB files (category/*.csv) under {data_dir}")
+    return files
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def run_stream(
+    files: list[NabFile],
+    config: ScoringConfig,
+    suite: Sequence[Detector] | None = None,
+    chunk: int = 500,
+) -> tuple[dict[str, np.ndarray], float]:
+    """NAB scores per file, and the scoring time in seconds (excluding file reading)."""
+    scorer = Scorer(config, suite)
+    records = [
+        [
+            Record(f.key, epoch(ts), ts, {"value": float(v)})
+            for ts, v in zip(f.timestamps, f.values, strict=True)
+        ]
+        for f in files
+    ]
+    scores = {f.key: np.zeros(len(f.values)) for f in files}
+    states: dict[str, SourceState] = {}
+    longest = max(len(r) for r in records)
+    started = time.perf_counter()
+    for start in range(0, longest, chunk):
+        parts = [(f.key, r[start : start + chunk]) for f, r in zip(files, records, strict=True)]
+        batch = [rec for _, recs in parts for rec in recs]
+        results = iter(scorer.score_batch(batch, states))
+        for key, recs in parts:
+            out = scores[key]
+            for row in range(start, start + len(recs)):
+                res = next(results)
+                if res is None:
+                    raise RuntimeError(f"{key}: row {row} was taken for a replay")
+                out[row] = res.score if res.escalated else 0.0
+    return scores, time.perf_counter() - started
+
+
+def alarm_rate(files: list[NabFile], config: ScoringConfig, suite: Sequence[Detector]) -> float:
+    """Share of records flagged anomalous after warm-up, on series without anomalies."""
+    scorer = Scorer(config, suite)
+    flagged = counted = 0
+    for f in files:
+        recs = [
+            Record(f.key, epoch(ts), ts, {"value": float(v)})
+            for ts, v in zip(f.timestamps, f.values, strict=True)
+        ]
+        for res in scorer.score_batch(recs, {}):
+            if res is not None and not res.warming_up:
+                counted += 1
+                flagged += res.is_anomaly
+    return flagged / max(counted, 1)
+
+
+def skab_alarm_rate(path: Path, config: ScoringConfig, suite: Sequence[Detector]) -> float:
+    """The same on SKAB's anomaly-free file: one source, its 8 signals in every record."""
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";"))
+    names = [k for k in rows[0] if k != "datetime"]
+    recs = [
+        Record("skab", epoch(r["datetime"]), r["datetime"], {n: float(r[n]) for n in names})
+        for r in rows
+    ]
+    results = Scorer(config, suite).score_batch(recs, {})
+    warm = [r for r in results if r is not None and not r.warming_up]
+    return sum(r.is_anomaly for r in warm) / max(len(warm), 1)
+
+
+def suite_cost(config: ScoringConfig, suite: Sequence[Detector]) -> tuple[float, float]:
+    """Microseconds per signal value for the whole scoring path, and state bytes per signal."""
+    sources, signals, steps = 100, 8, 300
+    rng = np.random.default_rng(0)
+    values = rng.normal(50.0, 5.0, (steps, sources, signals))
+    recs = [
+        Record(f"s{j}", 1e9 + i, str(i), {f"x{k}": float(values[i, j, k]) for k in range(signals)})
+        for i in range(steps)
+        for j in range(sources)
+    ]
+    scorer = Scorer(config, suite)
+    states: dict[str, SourceState] = {}
+    scorer.score_batch(recs[: 100 * sources], states)  # warm: past the first-value paths
+    started = time.perf_counter()
+    for a in range(100 * sources, len(recs), 20 * sources):
+        scorer.score_batch(recs[a : a + 20 * sources], states)
+    elapsed = time.perf_counter() - started
+    per_value = elapsed / ((steps - 100) * sources * signals) * 1e6
+    size = sum(len(json.dumps(s.to_json(scorer.suite))) for s in states.values())
+    return per_value, size / (sources * signals)
+
+
+def category_scores(
+    files: list[NabFile], scores: dict[str, np.ndarray], windows: nab.Windows, threshold: float
+) -> dict[str, float]:
+    """Raw standard-profile score per category at the corpus threshold."""
+    standard = nab.Profile("standard", 1.0, 0.11, 1.0)
+    out: dict[str, float] = {}
+    for f in files:
+        built = nab.build_file(f.key, f.timestamps, scores[f.key], windows[f.key])
+        category = f.key.split("/")[0]
+        out[category] = out.get(category, 0.0) + nab.score_file(built, threshold, standard)
+    return out
+
+
+@click.command()
+@click.option("--data", type=click.Path(path_type=Path), help="benchmark data root")
+@click.option("--out", type=click.Path(path_type=Path), help="where to write NAB result CSVs")
+@click.option("--without", multiple=True, help="leave a detector kind out (ablation)")
+def main(data: Path | None, out: Path | None, without: tuple[str, ...]) -> None:
+    """Run the stream's detector stack over NAB and print the scores beside the scoreboard."""
+    try:
+        root = nab.nab_root(data)
+        bench = bench_root(data)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    unknown = sorted(set(without) - {d.kind for d in default_suite()})
+    if unknown:
+        raise click.ClickException(f"unknown detector kind(s): {', '.join(unknown)}")
+    suite = [d for d in default_suite() if d.kind not in without]
+    config = ScoringConfig()
+    files = load_corpus(root / "data")
+    windows = nab.load_windows(root)
+    scores, elapsed = run_stream(files, config, suite)
+    rows = sum(len(f.values) for f in files)
+    if out is not None:
+        for f in files:
+            nab.write_results(
+                out, DETECTOR_NAME, f.key, f.timestamps, f.values, scores[f.key], windows[f.key]
+            )
+    corpus = nab.score_corpus(
+        {f.key: (f.timestamps, scores[f.key]) for f in files}, windows, nab.load_profiles(root)
+    )
+    categories = category_scores(files, scores, windows, corpus["standard"]["threshold"])
+    clean = [f for f in files if f.key.startswith("artificialNoAnomaly/")]
+    nab_rate = alarm_rate(clean, config, suite)
+    skab_file = bench / "skab" / "data" / "anomaly-free" / "anomaly-free.csv"
+    skab_rate = skab_alarm_rate(skab_file, config, suite) if skab_file.is_file() else None
+    per_value, state_bytes = suite_cost(config, suite)
+
+    published = json.loads((root / "results" / "final_results.json").read_text())
+    table = Table(title=f"NAB v1.1, {len(files)} files, {rows:,} rows (normalised scores)")
+    table.add_column("detector")
+    for name in ("standard", "low FP", "low FN"):
+        table.add_column(name, justify="right")
+    label = "anomstream" + (f" (without {', '.join(without)})" if without else "")
+    table.add_row(label, *(f"{corpus[p]['score']:.1f}" for p in PROFILES), style="bold")
+    for name in BOARD:
+        table.add_row(name, *(f"{published[name][p]:.1f}" for p in PROFILES))
+    console = Console()
+    console.print(table)
+    console.print(
+        "raw standard score by category: "
+        + ", ".join(f"{k} {v:+.2f}" for k, v in sorted(categories.items()))
+    )
+    console.print(
+        f"alarm rate at target_fap={config.target_fap:g} after warm-up: "
+        f"NAB artificialNoAnomaly {nab_rate:.2e}"
+        + (f", SKAB anomaly-free {skab_rate:.2e}" if skab_rate is not None else "")
+    )
+    console.print(
+        f"cost: {per_value:.2f} us per signal value (100 sources x 8 signals, "
+        f"{len(suite)} detectors); NAB run {elapsed / rows * 1e6:.1f} us per 1-signal record; "
+        f"state {state_bytes:,.0f} bytes per signal"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / ("nab.json" if not without else f"nab_without_{'_'.join(without)}.json")).write_text(
+        json.dumps(
+            {
+                "suite": [d.kind for d in suite],
+                "scores": corpus,
+                "categories": categories,
+                "alarm_rate": {"nab_no_anomaly": nab_rate, "skab_anomaly_free": skab_rate},
+                "us_per_signal_value": per_value,
+                "state_bytes_per_signal": state_bytes,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

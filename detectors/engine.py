@@ -35,8 +35,8 @@ class ScoringConfig:
     warmup: int = 200
     learn_gate: bool = False
     realert_after: int = 100
-    """An anomalous record raises an event (an alert) when it is more extreme than the last
-    alert-eligible record, or when that was more than this many records ago; 0 = every one."""
+    """An anomalous record raises an event (an alert) when its p is `ESCALATION` times smaller
+    than the source's last escalated record's, or that was more than this many records ago."""
 
     @property
     def threshold(self) -> float:

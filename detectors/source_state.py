@@ -95,8 +95,15 @@ class SourceState:
                 detectors[det.kind] = det.new_state(n)
                 calibrations[det.kind] = det.calibration.new_state(n)
                 continue
-            detectors[det.kind] = from_snapshot(snap, det.fields, n)
-            calibrations[det.kind] = from_snapshot(cal, det.calibration.fields, n)
+            try:
+                detectors[det.kind] = from_snapshot(snap, det.fields, n)
+                calibrations[det.kind] = from_snapshot(cal, det.calibration.fields, n)
+            except (KeyError, ValueError) as exc:  # saved by an older layout
+                log.warning(
+                    "detector %s: saved state unusable (%s), warming up again", det.kind, exc
+                )
+                detectors[det.kind] = det.new_state(n)
+                calibrations[det.kind] = det.calibration.new_state(n)
         last_ts = data.get("last_ts")
         alert = data.get("alert", [1.0, 1 << 30])
         return cls(

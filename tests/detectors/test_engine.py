@@ -171,3 +171,16 @@ def test_alert_bookkeeping_survives_a_restart() -> None:
     }
     rest = scorer.score_batch(records[500:], restored)
     assert [r.escalated for r in rest] == [r.escalated for r in whole[500:]]  # type: ignore[union-attr]
+
+
+def test_a_state_saved_by_an_older_layout_warms_up_again_instead_of_failing() -> None:
+    _, states, scorer = score_all(make_records(300, sources=1), [])
+    saved = orjson.loads(orjson.dumps(states["s0"].to_json(scorer.suite)))
+    kind = scorer.suite[0].kind
+    del saved["calibrations"][kind]["pe"]  # a field added later
+    restored = SourceState.from_json(saved, scorer.suite)
+    assert restored.calibrations[kind]["n"].tolist() == [0.0] * 3
+    other = scorer.suite[1].kind
+    assert (
+        restored.calibrations[other]["n"].tolist() == states["s0"].calibrations[other]["n"].tolist()
+    )

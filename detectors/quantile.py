@@ -18,7 +18,7 @@ excursions alone; a continuous robust z was measured and ranked NAB's anomalies 
 >>> for v in np.random.default_rng(0).normal(10.0, 1.0, 3000):
 ...     det.learn(st, np.array([v]), np.zeros(1), np.ones(1, bool))
 >>> lo, hi = float(st["lo"][0]), float(st["hi"][0])
->>> bool(7.2 < lo < 8.4 and 11.6 < hi < 12.8)  # about 10 -+ 2.33
+>>> bool(6.8 < lo < 7.8 and 12.2 < hi < 13.2)  # about 10 -+ 2.75
 True
 >>> float(det.raw(st, np.array([10.0]), np.zeros(1)).stat[0])  # inside the band
 0.0
@@ -27,6 +27,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import ClassVar
 
 import numpy as np
@@ -37,6 +38,10 @@ from detectors.state import State, new_state
 
 RARE_JUMP = 0.1
 """Largest step on a rare value, in scales (so that early, large gains do not overshoot)."""
+NORMAL_REACH = 1.2533
+"""Mean absolute deviation -> standard deviation, for a normal distribution."""
+MIN_TAILS = 3.0
+"""Values seen before a verdict, in units of 1/tau (the band needs a few values beyond it)."""
 
 
 def sa_quantile(
@@ -86,7 +91,9 @@ class QuantileBand:
         with np.errstate(invalid="ignore"):
             outside = np.maximum(np.maximum(x - st["hi"], st["lo"] - x), 0.0)
             stat = outside / self._width(st)
-        return Raw(np.where(st["n"] >= 10, stat, np.nan), st["med"].copy())
+        # A tau quantile means little before a few 1/tau values: no verdict until then.
+        seen = st["n"] >= max(10.0, MIN_TAILS / self.tau)
+        return Raw(np.where(seen, stat, np.nan), st["med"].copy())
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
         m = mask & ~np.isnan(x)
@@ -95,12 +102,16 @@ class QuantileBand:
         first = m & (n == 1)
         gain = np.where(m, np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / self.span), 0.0)
         scale = np.maximum(st["mad"], 1e-12 * (np.abs(st["med"]) + 1.0))
-        st["mad"] += gain * (np.abs(xs - st["med"]) - st["mad"])
+        mad = st["mad"] + gain * (np.abs(xs - st["med"]) - st["mad"])
+        st["mad"] = np.where(first, 0.0, mad)  # the first value has no spread yet
         for name, tau in (("med", 0.5), ("lo", self.tau), ("hi", 1.0 - self.tau)):
             moved = sa_quantile(st[name], xs, tau, gain, scale)
             st[name] = np.where(first, xs, np.where(m, moved, st[name]))
-        st["lo"] = np.minimum(st["lo"], st["med"])
-        st["hi"] = np.maximum(st["hi"], st["med"])
+        # Never narrower than a normal distribution's band of the same spread: an extreme
+        # quantile takes ~1/tau values to find its place, and a band too narrow meanwhile alarms.
+        reach = NORMAL_REACH * float(NormalDist().inv_cdf(1.0 - self.tau)) * st["mad"]
+        st["lo"] = np.minimum(st["lo"], st["med"] - reach)
+        st["hi"] = np.maximum(st["hi"], st["med"] + reach)
         st["n"] = n
 
     def band(self, st: State, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -40,8 +40,6 @@ RARE_JUMP = 0.1
 """Largest step on a rare value, in scales (so that early, large gains do not overshoot)."""
 NORMAL_REACH = 1.2533
 """Mean absolute deviation -> standard deviation, for a normal distribution."""
-MIN_TAILS = 3.0
-"""Values seen before a verdict, in units of 1/tau (the band needs a few values beyond it)."""
 
 
 def sa_quantile(
@@ -91,9 +89,7 @@ class QuantileBand:
         with np.errstate(invalid="ignore"):
             outside = np.maximum(np.maximum(x - st["hi"], st["lo"] - x), 0.0)
             stat = outside / self._width(st)
-        # A tau quantile means little before a few 1/tau values: no verdict until then.
-        seen = st["n"] >= max(10.0, MIN_TAILS / self.tau)
-        return Raw(np.where(seen, stat, np.nan), st["med"].copy())
+        return Raw(np.where(st["n"] >= 10, stat, np.nan), st["med"].copy())
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
         m = mask & ~np.isnan(x)

@@ -154,8 +154,9 @@ def test_a_lasting_anomaly_alerts_once_then_only_when_it_gets_worse() -> None:
         for i, r in enumerate(records)
     ]
     out, _, _ = score_all(shifted, [1230])
-    anomalous = [i for i, r in enumerate(out) if r is not None and r.is_anomaly]
-    alerts = [i for i, r in enumerate(out) if r is not None and r.alert]
+    shift = range(1200, 1260)
+    anomalous = [i for i in shift if (r := out[i]) is not None and r.is_anomaly]
+    alerts = [i for i in shift if (r := out[i]) is not None and r.alert]
     assert anomalous[0] == 1200 and alerts[0] == 1200
     assert len(anomalous) >= 20
     assert len(alerts) <= 3, alerts

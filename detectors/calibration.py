@@ -31,7 +31,11 @@ FIELDS: dict[str, float] = {
     "ne": 0.0,  # excesses learnt
     "m1": 0.0,  # mean excess over q
     "m2": 0.0,  # mean squared excess over q
-    "pe": TAIL,  # fraction of values above q (tracked only with `adaptive_tail`)
+}
+
+ADAPTIVE_FIELDS: dict[str, float] = {
+    **FIELDS,
+    "pe": TAIL,  # fraction of values above q: the tail's anchor probability
 }
 
 XI_LIMITS = (-0.1, 0.25)
@@ -60,10 +64,10 @@ class Calibration:
 
     @property
     def fields(self) -> dict[str, float]:
-        return FIELDS
+        return ADAPTIVE_FIELDS if self.adaptive_tail else FIELDS
 
     def new_state(self, n: int) -> State:
-        return new_state(FIELDS, n)
+        return new_state(self.fields, n)
 
     def tail_probability(self, st: State, r: np.ndarray) -> np.ndarray:
         """P(R >= r) for each series; 1 where r is NaN or nothing was learnt yet."""
@@ -71,7 +75,7 @@ class Calibration:
         xi, sigma = self._gpd(st)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             below_med = 1.0 - 0.5 * r / np.maximum(med, 1e-300)
-            pe = st["pe"]
+            pe = self._anchor(st)
             body = 0.5 - (0.5 - pe) * (r - med) / np.maximum(q - med, 1e-300)
             y = np.maximum(r - q, 0.0) / sigma
             exponential = np.abs(xi) < 1e-9
@@ -85,7 +89,7 @@ class Calibration:
     def quantile(self, st: State, p: float | np.ndarray) -> np.ndarray:
         """The raw value whose tail probability is `p` (p < TAIL): for the detectors' bands."""
         xi, sigma = self._gpd(st)
-        ratio = np.log(np.maximum(st["pe"], p) / p)
+        ratio = np.log(np.maximum(self._anchor(st), p) / p)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             gpd = sigma * np.expm1(xi * ratio) / np.where(np.abs(xi) < 1e-9, 1.0, xi)
         excess = np.where(np.abs(xi) < 1e-9, sigma * ratio, gpd)
@@ -123,6 +127,10 @@ class Calibration:
         st["m2"] += tail_gain * (excess * excess - st["m2"])
         st["ne"] = ne
         st["n"] = n
+
+    def _anchor(self, st: State) -> np.ndarray | float:
+        """Probability mass above q: learnt with `adaptive_tail`, else TAIL by construction."""
+        return st["pe"] if self.adaptive_tail else TAIL
 
     def _gpd(self, st: State) -> tuple[np.ndarray, np.ndarray]:
         """GPD shape and scale by the method of moments; exponential until enough excesses."""

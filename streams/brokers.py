@@ -439,6 +439,27 @@ def with_parent_death_signal(cmd: list[str]) -> list[str]:
     return [setpriv, "--pdeathsig", "TERM", "--", *cmd]
 
 
+def spawn_logged(
+    cmd: list[str], log_path: Path, env: Mapping[str, str], cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `cmd` in its own session, output appended to `log_path` after a start banner.
+
+    Its own session: Ctrl-C reaches only us, and we stop our children in order, by pid.
+    """
+    with log_path.open("ab") as log:
+        log.write(f"\n=== start {time.strftime('%H:%M:%S')}: {' '.join(cmd)}\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            with_parent_death_signal(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,
+            env=dict(env),
+        )
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> int:
     """SIGTERM by pid, then SIGKILL if it has not exited after `timeout` seconds; its exit code."""
     if proc.poll() is None:
@@ -517,19 +538,7 @@ class _ProcessBroker(StartStop):
         if self.running:
             return
         self._prepare()
-        cmd = self._command()
-        with self.log_path.open("ab") as log:
-            log.write(f"\n=== start {time.strftime('%H:%M:%S')}: {' '.join(cmd)}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                with_parent_death_signal(cmd),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,  # Ctrl-C reaches only us, and we stop it in order
-                env=self._env(),
-            )
+        self._proc = spawn_logged(self._command(), self.log_path, self._env(), self.workdir)
         _LIVE.add(self)
         try:
             wait_ready(self.bootstrap, timeout, self._dead_reason, self.cluster_id)

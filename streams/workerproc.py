@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from streams.brokers import StartStop, stop_process, tail_lines, with_parent_death_signal
+from streams.brokers import StartStop, spawn_logged, stop_process, tail_lines
 
 
 class WorkerError(RuntimeError):
@@ -65,17 +65,7 @@ class WorkerProcess(StartStop):
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "streams", "worker"]
-        with self.log_path.open("ab") as log:
-            log.write(f"\n=== start {time.strftime('%H:%M:%S')}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                with_parent_death_signal(cmd),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
+        self._proc = spawn_logged(cmd, self.log_path, self.env)
 
     def wait_ready(self, timeout: float = 90.0) -> float:
         """Block until the worker reports ready; returns the seconds it took."""

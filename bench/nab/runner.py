@@ -31,7 +31,7 @@ from rich.table import Table
 
 from bench.datasets import bench_root
 from bench.nab import scorer as nab
-from detectors.engine import Scorer, ScoringConfig
+from detectors.engine import Scored, Scorer, ScoringConfig
 from detectors.protocol import Detector
 from detectors.records import Record
 from detectors.registry import default_suite
@@ -49,6 +49,13 @@ class NabFile:
     """`category/name.csv`, as in the label files."""
     timestamps: list[str]
     values: np.ndarray
+
+    def records(self) -> list[Record]:
+        """The rows as the stream would see them: one source, one signal `value`."""
+        return [
+            Record(self.key, epoch(ts), ts, {"value": float(v)})
+            for ts, v in zip(self.timestamps, self.values, strict=True)
+        ]
 
 
 def load_corpus(data_dir: Path) -> list[NabFile]:
@@ -81,13 +88,7 @@ def run_stream(
 ) -> tuple[dict[str, np.ndarray], float]:
     """NAB scores per file, and the scoring time in seconds (excluding file reading)."""
     scorer = Scorer(config, suite)
-    records = [
-        [
-            Record(f.key, epoch(ts), ts, {"value": float(v)})
-            for ts, v in zip(f.timestamps, f.values, strict=True)
-        ]
-        for f in files
-    ]
+    records = [f.records() for f in files]
     scores = {f.key: np.zeros(len(f.values)) for f in files}
     states: dict[str, SourceState] = {}
     longest = max(len(r) for r in records)
@@ -109,17 +110,13 @@ def run_stream(
 def alarm_rate(files: list[NabFile], config: ScoringConfig, suite: Sequence[Detector]) -> float:
     """Share of records flagged anomalous after warm-up, on series without anomalies."""
     scorer = Scorer(config, suite)
-    flagged = counted = 0
-    for f in files:
-        recs = [
-            Record(f.key, epoch(ts), ts, {"value": float(v)})
-            for ts, v in zip(f.timestamps, f.values, strict=True)
-        ]
-        for res in scorer.score_batch(recs, {}):
-            if res is not None and not res.warming_up:
-                counted += 1
-                flagged += res.is_anomaly
-    return flagged / max(counted, 1)
+    return flagged_share([res for f in files for res in scorer.score_batch(f.records(), {})])
+
+
+def flagged_share(results: Sequence[Scored | None]) -> float:
+    """Share of warm records flagged anomalous."""
+    warm = [r for r in results if r is not None and not r.warming_up]
+    return sum(r.is_anomaly for r in warm) / max(len(warm), 1)
 
 
 def skab_alarm_rate(path: Path, config: ScoringConfig, suite: Sequence[Detector]) -> float:
@@ -131,9 +128,7 @@ def skab_alarm_rate(path: Path, config: ScoringConfig, suite: Sequence[Detector]
         Record("skab", epoch(r["datetime"]), r["datetime"], {n: float(r[n]) for n in names})
         for r in rows
     ]
-    results = Scorer(config, suite).score_batch(recs, {})
-    warm = [r for r in results if r is not None and not r.warming_up]
-    return sum(r.is_anomaly for r in warm) / max(len(warm), 1)
+    return flagged_share(Scorer(config, suite).score_batch(recs, {}))
 
 
 def suite_cost(config: ScoringConfig, suite: Sequence[Detector]) -> tuple[float, float]:

@@ -11,7 +11,6 @@ from bench.datasets import bench_root
 from bench.nab import runner
 from bench.nab import scorer as nab
 from detectors.engine import Scorer, ScoringConfig
-from detectors.records import Record
 
 FILES = ("realKnownCause/ambient_temperature_system_failure.csv", "realTraffic/speed_7578.csv")
 
@@ -30,11 +29,7 @@ def test_runner_scores_are_the_stream_scorers_alert_scores(corpus) -> None:
     _, files = corpus
     scores, _ = runner.run_stream(files, ScoringConfig(), chunk=137)
     f = files[1]
-    recs = [
-        Record(f.key, runner.epoch(ts), ts, {"value": float(v)})
-        for ts, v in zip(f.timestamps, f.values, strict=True)
-    ]
-    direct = Scorer(ScoringConfig()).score_batch(recs, {})
+    direct = Scorer(ScoringConfig()).score_batch(f.records(), {})
     expected = [r.score if r is not None and r.escalated else 0.0 for r in direct]
     np.testing.assert_array_equal(scores[f.key], expected)
     assert 0 < np.count_nonzero(scores[f.key]) < len(expected) / 2

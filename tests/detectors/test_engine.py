@@ -33,6 +33,14 @@ def score_all(records: list[Record], cuts: list[int], config: ScoringConfig | No
     return out, states, scorer
 
 
+def through_json(states: dict[str, SourceState], scorer: Scorer) -> dict[str, SourceState]:
+    """The states as a restarted worker gets them back from the changelog."""
+    return {
+        k: SourceState.from_json(orjson.loads(orjson.dumps(v.to_json(scorer.suite))), scorer.suite)
+        for k, v in states.items()
+    }
+
+
 def test_scores_do_not_depend_on_how_the_stream_is_cut_into_batches() -> None:
     records = make_records(1200)
     one, _, _ = score_all(records, [])
@@ -46,10 +54,7 @@ def test_state_through_json_resumes_exactly() -> None:
     records = make_records(1200)
     whole, _, _ = score_all(records, [])
     _, states, scorer = score_all(records[:700], [])
-    restored = {
-        k: SourceState.from_json(orjson.loads(orjson.dumps(v.to_json(scorer.suite))), scorer.suite)
-        for k, v in states.items()
-    }
+    restored = through_json(states, scorer)
     rest = scorer.score_batch(records[700:], restored)
     assert [r.score for r in rest] == [r.score for r in whole[700:]]  # type: ignore[union-attr]
 
@@ -166,10 +171,7 @@ def test_alert_bookkeeping_survives_a_restart() -> None:
     records = make_records(900, sources=2, seed=4)
     whole, _, _ = score_all(records, [])
     _, states, scorer = score_all(records[:500], [])
-    restored = {
-        k: SourceState.from_json(orjson.loads(orjson.dumps(v.to_json(scorer.suite))), scorer.suite)
-        for k, v in states.items()
-    }
+    restored = through_json(states, scorer)
     rest = scorer.score_batch(records[500:], restored)
     assert [r.escalated for r in rest] == [r.escalated for r in whole[500:]]  # type: ignore[union-attr]
 
@@ -178,7 +180,7 @@ def test_a_state_saved_by_an_older_layout_warms_up_again_instead_of_failing() ->
     _, states, scorer = score_all(make_records(300, sources=1), [])
     saved = orjson.loads(orjson.dumps(states["s0"].to_json(scorer.suite)))
     kind = scorer.suite[0].kind
-    del saved["calibrations"][kind]["pe"]  # a field added later
+    del saved["calibrations"][kind]["m2"]  # a layout without a field this one expects
     restored = SourceState.from_json(saved, scorer.suite)
     assert restored.calibrations[kind]["n"].tolist() == [0.0] * 3
     other = scorer.suite[1].kind

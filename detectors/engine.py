@@ -20,7 +20,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from detectors import state as st_ops
+from detectors.autoencoder import OnnxAutoencoder, WindowScores, WindowState, impute, score_sources
 from detectors.fusion import per_test_level, sidak
+from detectors.models import ModelBook
 from detectors.protocol import Detector
 from detectors.records import Record
 from detectors.registry import BAND_DETECTOR, default_suite
@@ -62,6 +64,10 @@ class SignalResult(NamedTuple):
     fired: tuple[str, ...]
     """Kinds whose own tail probability is below the per-test level."""
     p: float
+    reconstruction: float | None = None
+    """The autoencoder's reconstruction of this value (None without a model or a full window)."""
+    contribution: float | None = None
+    """This signal's share of the autoencoder's reconstruction error."""
 
 
 @dataclass(slots=True)
@@ -79,6 +85,10 @@ class Scored:
     episode: dict[str, Any] | None = None
     escalated: bool = False
     """More extreme than the source's last alert-eligible record, or that was long ago."""
+    model: str | None = None
+    """Label of the autoencoder serving this source."""
+    model_p: float | None = None
+    """The autoencoder's tail probability (None before its window is full)."""
 
     @property
     def alert(self) -> bool:
@@ -109,6 +119,15 @@ def _finite_or_none(values: np.ndarray) -> list[list[float | None]]:
     return out
 
 
+def _model_view(
+    at: tuple[float, list[float], list[float | None]] | None, col: int | None
+) -> tuple[float | None, float | None]:
+    """(reconstruction, contribution) of one signal, when the model scored it."""
+    if at is None or col is None:
+        return None, None
+    return at[2][col], at[1][col]
+
+
 def episode_id(source: str, ts_text: str) -> str:
     """Deterministic id of the episode that opened at `ts_text`."""
     return blake2b(f"{source}|{ts_text}".encode(), digest_size=10).hexdigest()
@@ -117,8 +136,14 @@ def episode_id(source: str, ts_text: str) -> str:
 class Scorer:
     """Scores micro-batches against per-source states (which it updates in place)."""
 
-    def __init__(self, config: ScoringConfig, suite: Sequence[Detector] | None = None) -> None:
+    def __init__(
+        self,
+        config: ScoringConfig,
+        suite: Sequence[Detector] | None = None,
+        models: ModelBook | None = None,
+    ) -> None:
         self.config = config
+        self.models = models
         self.suite = list(suite) if suite is not None else default_suite()
         kinds = [d.kind for d in self.suite]
         self.band_index = kinds.index(BAND_DETECTOR) if BAND_DETECTOR in kinds else 0
@@ -159,9 +184,65 @@ class Scorer:
             for g, part in zip(groups, st_ops.split(cal_states[d], sizes), strict=True):
                 g.state.calibrations[det.kind] = part
 
+        windows = self._autoencode(groups, records, out, late, offsets)
         for j, group in enumerate(groups):
-            self._collect(group, records, out, late, j, int(offsets[j]), results)
+            self._collect(group, records, out, late, j, int(offsets[j]), results, windows.get(j))
         return results
+
+    def _autoencode(
+        self,
+        groups: Sequence[_Group],
+        records: Sequence[Record],
+        out: dict[str, np.ndarray],
+        late: np.ndarray,
+        offsets: np.ndarray,
+    ) -> dict[int, tuple[OnnxAutoencoder, list[int], WindowScores]]:
+        """The autoencoder's verdict on each group's in-order records, one inference per model.
+
+        Missing values are imputed from the univariate detectors' expected values; late records
+        are not windowed (their place in the sequence has passed).
+        """
+        if self.models is None:
+            return {}
+        jobs: dict[str, list[tuple[int, list[int], np.ndarray]]] = {}
+        served: dict[str, OnnxAutoencoder] = {}
+        for j, group in enumerate(groups):
+            model = self.models.for_source(group.source)
+            state = group.state
+            if model is None:
+                state.window = None
+                continue
+            spec = model.spec
+            state.window = (
+                WindowState.new(model) if state.window is None else state.window.adopt(model)
+            )
+            steps = [t for t in range(len(group.rows)) if not late[t, j]]
+            rows = np.full((len(steps), len(spec.signals)), np.nan)
+            for r, t in enumerate(steps):
+                values = records[group.rows[t]].signals
+                for c, name in enumerate(spec.signals):
+                    v = values.get(name)
+                    if v is not None:
+                        rows[r, c] = v
+            cols = [state.index.get(name) for name in spec.signals]
+            fallback = np.full_like(rows, np.nan)
+            for c, col in enumerate(cols):
+                if col is not None:
+                    fallback[:, c] = out["expected"][steps, int(offsets[j]) + col]
+            last = state.window.rows[-1] if len(state.window.rows) else np.full(len(cols), np.nan)
+            impute(rows, fallback, last, spec.center)
+            jobs.setdefault(spec.label, []).append((j, steps, rows))
+            served[spec.label] = model
+        result: dict[int, tuple[OnnxAutoencoder, list[int], WindowScores]] = {}
+        for label, items in jobs.items():
+            model = served[label]
+            states = [groups[j].state.window for j, _, _ in items]
+            scores = score_sources(
+                model, [s for s in states if s is not None], [rows for *_, rows in items]
+            )
+            for (j, steps, _), verdict in zip(items, scores, strict=True):
+                result[j] = (model, steps, verdict)
+        return result
 
     def _group(
         self, records: Sequence[Record], states: MutableMapping[str, SourceState]
@@ -285,6 +366,7 @@ class Scorer:
         j: int,
         base: int,
         results: list[Scored | None],
+        window: tuple[OnnxAutoencoder, list[int], WindowScores] | None = None,
     ) -> None:
         cfg = self.config
         state = group.state
@@ -306,12 +388,26 @@ class Scorer:
         lower = _finite_or_none(out["lower"][: len(group.rows), cols])
         upper = _finite_or_none(out["upper"][: len(group.rows), cols])
         index = state.index
+        model_label = None if window is None else window[0].label
+        model_cols: dict[str, int] = {}
+        model_at: dict[int, tuple[float, list[float], list[float | None]]] = {}
+        model_only: tuple[str, ...] = ()
+        if window is not None:
+            model, steps, verdict = window
+            model_cols = {name: c for c, name in enumerate(model.spec.signals)}
+            model_only = tuple(name for name in model_cols if name not in index)
+            ready = np.isfinite(verdict.expected).any(axis=1).tolist()
+            shares, recon = verdict.share.tolist(), _finite_or_none(verdict.expected)
+            for r, (t, p_model) in enumerate(zip(steps, verdict.p.tolist(), strict=True)):
+                if ready[r]:
+                    model_at[t] = (p_model, shares[r], recon[r])
         for t, i in enumerate(group.rows):
             rec = records[i]
             signals: list[SignalResult] = []
             present: set[str] = set()
             p_t, best_t, best_p_t, fired_t = p_sig[t], best[t], best_p[t], any_fired[t]
             exp_t, low_t, up_t = expected[t], lower[t], upper[t]
+            at_t = model_at.get(t)
             for name, value in rec.signals.items():
                 if value is None:
                     continue
@@ -334,9 +430,12 @@ class Scorer:
                         1.0 - best_p_t[c],
                         fired,
                         p_t[c],
+                        *_model_view(at_t, model_cols.get(name)),
                     )
                 )
             p = p_rec[t]
+            if at_t is not None:  # one more test: Šidák over the suite's and the model's p
+                p = float(sidak(np.asarray(min(p, at_t[0])), 2))
             anomalous = p <= cfg.target_fap and not warming[t] and bool(signals)
             scored = Scored(
                 record=rec,
@@ -345,8 +444,10 @@ class Scorer:
                 is_anomaly=anomalous,
                 warming_up=warming[t],
                 late=is_late[t],
-                missing=[n for n in names if n not in present],
+                missing=[n for n in (*names, *model_only) if n not in present],
                 signals=signals,
+                model=model_label,
+                model_p=None if at_t is None else at_t[0],
             )
             self._track_episode(state, scored)
             if not scored.warming_up:

@@ -15,6 +15,7 @@ from detectors.engine import Scored, ScoringConfig, SignalResult
 from detectors.fusion import severity
 
 MAX_EVENT_SIGNALS = 10
+AUTOENCODER = "autoencoder"
 
 
 def _provenance(scored: Scored) -> dict[str, Any] | None:
@@ -46,21 +47,27 @@ def score_message(
     signals: dict[str, Any] = {}
     detectors: dict[str, float] = {}
     for s in scored.signals:
-        signals[s.name] = {
+        entry: dict[str, Any] = {
             "value": s.value,
             "score": s.score,
             "expected": s.expected,
             "lower": s.lower,
             "upper": s.upper,
         }
+        if s.contribution is not None:
+            entry["reconstruction"] = s.reconstruction
+            entry["contribution"] = s.contribution
+        signals[s.name] = entry
         detectors[f"{s.name}/{s.detector}"] = s.detector_score
+    if scored.model_p is not None:
+        detectors[AUTOENCODER] = 1.0 - scored.model_p
     msg: dict[str, Any] = {
         "source": rec.source,
         "ts": rec.ts_text,
         "score": scored.score,
         "is_anomaly": scored.is_anomaly,
         "threshold": config.threshold,
-        "model": model,
+        "model": scored.model or model,
         "detectors": detectors,
         "signals": signals,
         "check_failures": [],
@@ -77,9 +84,25 @@ def event_id(source: str, ts_text: str, kind: str) -> str:
     return blake2b(f"{source}|{ts_text}|{kind}".encode(), digest_size=16).hexdigest()
 
 
-def contributions(signals: list[SignalResult]) -> list[tuple[SignalResult, float]]:
-    """Share of each signal in the evidence (-log p), largest first: which signal caused it."""
-    weights = [(s, -math.log(max(s.p, 1e-300)) if s.p < 0.5 else 0.0) for s in signals]
+def by_model(scored: Scored) -> bool:
+    """Whether the autoencoder, rather than a univariate detector, made the record anomalous."""
+    if scored.model_p is None:
+        return False
+    return all(scored.model_p < s.p for s in scored.signals)
+
+
+def contributions(
+    signals: list[SignalResult], model_made_it: bool = False
+) -> list[tuple[SignalResult, float]]:
+    """Share of each signal in the evidence, largest first: which signal caused it.
+
+    The evidence is -log p of each signal's univariate score, or, when the autoencoder made the
+    record anomalous, each signal's share of the reconstruction error.
+    """
+    if model_made_it:
+        weights = [(s, s.contribution or 0.0) for s in signals]
+    else:
+        weights = [(s, -math.log(max(s.p, 1e-300)) if s.p < 0.5 else 0.0) for s in signals]
     total = sum(w for _, w in weights)
     if total <= 0:
         return [(s, 0.0) for s, _ in weights]
@@ -93,10 +116,11 @@ def anomaly_event(
 ) -> dict[str, Any]:
     """The event for a record whose score crossed the threshold."""
     rec = scored.record
-    ranked = contributions(scored.signals)[:MAX_EVENT_SIGNALS]
-    fired: list[str] = []
+    model_made_it = by_model(scored)
+    ranked = contributions(scored.signals, model_made_it)[:MAX_EVENT_SIGNALS]
+    fired: list[str] = [AUTOENCODER] if model_made_it else []
     for s, share in ranked:
-        if share > 0:
+        if share > 0 and not model_made_it:
             fired.extend(f"{s.name}/{kind}" for kind in (s.fired or (s.detector,)))
     event: dict[str, Any] = {
         "id": event_id(rec.source, rec.ts_text, "score"),
@@ -118,7 +142,7 @@ def anomaly_event(
         ],
         "detectors": fired,
         "check_failures": [],
-        "model": model,
+        "model": scored.model or model,
     }
     provenance = _provenance(scored)
     if provenance is not None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from detectors.autoencoder import WindowState
 from detectors.protocol import Detector
 from detectors.state import State, extend, from_snapshot, to_snapshot
 
@@ -36,6 +37,8 @@ class SourceState:
     alert_p: float = 1.0
     """p of the last escalated record (see `Scorer._escalate`) and records since then."""
     alert_age: int = 1 << 30
+    window: WindowState | None = None
+    """The autoencoder's ring buffer, when a model serves this source."""
     index: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +79,7 @@ class SourceState:
                 d.kind: {"v": d.state_version, **to_snapshot(self.detectors[d.kind])} for d in suite
             },
             "calibrations": {d.kind: to_snapshot(self.calibrations[d.kind]) for d in suite},
+            "window": None if self.window is None else self.window.to_json(),
         }
 
     @classmethod
@@ -106,6 +110,7 @@ class SourceState:
                 calibrations[det.kind] = det.calibration.new_state(n)
         last_ts = data.get("last_ts")
         alert = data.get("alert", [1.0, 1 << 30])
+        window = data.get("window")
         return cls(
             signals=signals,
             detectors=detectors,
@@ -116,4 +121,5 @@ class SourceState:
             episode=data.get("episode"),
             alert_p=float(alert[0]),
             alert_age=int(alert[1]),
+            window=None if window is None else WindowState.from_json(window),
         )

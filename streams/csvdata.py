@@ -5,10 +5,14 @@ label columns. Shared by `replay` now and by `train`, `evaluate` and `detect` la
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from detectors.records import Record
 from streams.codec import Invalid, parse_ts
 
 TIME_COLUMNS = ("timestamp", "ts", "time", "datetime", "date")
@@ -122,3 +126,98 @@ def _number(text: str | None, path: Path, line: int, column: str) -> float | Non
         raise CsvError(
             f"{path}:{line}: column {column!r}: {text.strip()[:30]!r} is not a number"
         ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A whole CSV as arrays, for training, evaluation and offline detection."""
+
+    path: Path
+    times: np.ndarray
+    """(n,) epoch seconds."""
+    ts_text: list[str]
+    sources: list[str]
+    signals: tuple[str, ...]
+    values: np.ndarray
+    """(n, k) float64, NaN = missing."""
+    labels: np.ndarray | None
+    """(n,) 0/1 when a label column or file was given."""
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def records(self) -> list[Record]:
+        """The rows as the records a producer would send (one source per row)."""
+        out = []
+        for i, row in enumerate(self.values.tolist()):
+            signals = {
+                name: (None if math.isnan(v) else v)
+                for name, v in zip(self.signals, row, strict=True)
+            }
+            out.append(Record(self.sources[i], float(self.times[i]), self.ts_text[i], signals))
+        return out
+
+
+def read_table(
+    path: Path,
+    signals: tuple[str, ...] = (),
+    time_col: str | None = None,
+    label_col: str | None = None,
+    ignore: tuple[str, ...] = (),
+    source_col: str | None = None,
+    labels_file: Path | None = None,
+) -> Table:
+    """Read a CSV into a `Table`: every numeric column is a signal unless `signals` names them.
+
+    Labels come from `label_col` (default: label/anomaly/is_anomaly if present) or from a file
+    holding one label per data row (a one-column CSV with a header, or the label column of a CSV).
+    """
+    spec = layout(
+        path, time_col=time_col, source_col=source_col, label_col=label_col, ignore=ignore
+    )
+    if signals:
+        unknown = [s for s in signals if s not in spec.signals]
+        if unknown:
+            raise CsvError(f"signal column(s) {', '.join(unknown)} not in {path}")
+        spec = CsvLayout(spec.delimiter, spec.time, spec.source, spec.label, tuple(signals))
+    times: list[float] = []
+    texts: list[str] = []
+    sources: list[str] = []
+    values: list[list[float]] = []
+    labels: list[float] = []
+    for row in rows(path, spec, path.stem):
+        times.append(row.ts)
+        texts.append(row.ts_text)
+        sources.append(row.source)
+        values.append([math.nan if v is None else v for v in row.signals.values()])
+        labels.append(math.nan if row.label is None else row.label)
+    if not times:
+        raise CsvError(f"{path}: no data rows")
+    label_array = np.asarray(labels) if spec.label else None
+    if labels_file is not None:
+        label_array = _labels_from(labels_file, len(times))
+    if label_array is not None:
+        label_array = np.where(np.isnan(label_array), 0.0, label_array) > 0.5
+    return Table(
+        path,
+        np.asarray(times),
+        texts,
+        sources,
+        spec.signals,
+        np.asarray(values, dtype=np.float64).reshape(len(times), -1),
+        None if label_array is None else label_array.astype(np.int8),
+    )
+
+
+def _labels_from(path: Path, n: int) -> np.ndarray:
+    spec = layout(path)
+    column = spec.label or (spec.signals[-1] if spec.signals else spec.time)
+    found = [row.get(column) for row in _dict_rows(path, spec.delimiter)]
+    if len(found) != n:
+        raise CsvError(f"{path}: {len(found)} labels for {n} data rows")
+    return np.asarray([_number(v, path, i + 2, column) or 0.0 for i, v in enumerate(found)])
+
+
+def _dict_rows(path: Path, delimiter: str) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle, delimiter=delimiter, skipinitialspace=True))

@@ -1,0 +1,228 @@
+"""Serving the sliding-window autoencoder with onnxruntime, batched across sources.
+
+Each source keeps a ring buffer of its last `window` records (raw values, in the model's signal
+order) in its state. For a micro-batch, every window that a new record completes, of every
+source, goes into one onnxruntime call; each window's reconstruction error becomes a statistic
+(`Scoring`), smoothed per source, and a tail probability through the model's calibration. The
+reconstruction of the newest step is the signal's expected value; each signal's share of the
+error says which signal broke the pattern.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from detectors.model_spec import MODEL_FILE, ModelSpec, read_spec
+
+INFERENCE_CHUNK = 1024
+"""Windows per onnxruntime call: bounds memory, keeps the batch large enough to amortise."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowErrors:
+    """What the model says about n windows."""
+
+    stat: np.ndarray
+    """(n,) error statistic before smoothing."""
+    per_signal: np.ndarray
+    """(n, k) each signal's error, in units of its error on normal windows."""
+    expected: np.ndarray
+    """(n, k) reconstruction of each window's newest step, in raw units."""
+
+    @property
+    def share(self) -> np.ndarray:
+        """(n, k) each signal's share of the error (rows sum to 1)."""
+        total = self.per_signal.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out: np.ndarray = np.where(
+                total > 0, self.per_signal / total, 1.0 / self.per_signal.shape[1]
+            )
+        return out
+
+
+def ewma(stat: np.ndarray, alpha: float, start: float = float("nan")) -> np.ndarray:
+    """Causal smoothing of a statistic's sequence (NaN entries are skipped, not learnt)."""
+    out = np.full(len(stat), np.nan)
+    smooth = start
+    for t, value in enumerate(stat.tolist()):
+        if math.isnan(value):
+            continue
+        smooth = value if math.isnan(smooth) else smooth + alpha * (value - smooth)
+        out[t] = smooth
+    return out
+
+
+class OnnxAutoencoder:
+    """A loaded model directory: its spec and an onnxruntime session (one thread)."""
+
+    def __init__(self, spec: ModelSpec, session: ort.InferenceSession) -> None:
+        self.spec = spec
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    @classmethod
+    def open(cls, spec: ModelSpec, onnx_model: Path | bytes) -> OnnxAutoencoder:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        source = str(onnx_model) if isinstance(onnx_model, Path) else onnx_model
+        session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        return cls(spec, session)
+
+    @classmethod
+    def load(cls, directory: Path) -> OnnxAutoencoder:
+        return cls.open(read_spec(directory), directory / MODEL_FILE)
+
+    def with_spec(self, spec: ModelSpec) -> OnnxAutoencoder:
+        """The same network read with another spec (training calibrates this way)."""
+        return OnnxAutoencoder(spec, self.session)
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    def reconstruct(self, scaled: np.ndarray) -> np.ndarray:
+        """(n, window, k) scaled windows -> their reconstructions, in chunks."""
+        scaled = np.ascontiguousarray(scaled, dtype=np.float32)
+        if len(scaled) == 0:
+            return scaled.copy()
+        parts = [
+            self.session.run(None, {self.input_name: scaled[i : i + INFERENCE_CHUNK]})[0]
+            for i in range(0, len(scaled), INFERENCE_CHUNK)
+        ]
+        out: np.ndarray = np.concatenate(parts).reshape(scaled.shape)
+        return out
+
+    def errors(self, windows: np.ndarray) -> WindowErrors:
+        """(n, window, k) raw windows -> statistic, per-signal shares, expected newest step."""
+        spec = self.spec
+        scaled = (windows - spec.center) / spec.scale
+        recon = self.reconstruct(scaled).astype(np.float64)
+        tail = slice(spec.window - spec.scoring.span, spec.window)
+        err = np.square(recon[:, tail] - scaled[:, tail]).mean(axis=1) / spec.error_scale
+        stat = err.mean(axis=1) if spec.scoring.aggregate == "mean" else err.max(axis=1)
+        expected = recon[:, -1] * spec.scale + spec.center
+        return WindowErrors(stat, err, expected)
+
+
+@dataclass(slots=True)
+class WindowState:
+    """One source's ring buffer and smoothed statistic for the model it is served by."""
+
+    model: str
+    signals: tuple[str, ...]
+    rows: np.ndarray
+    """(filled, k) the newest records, oldest first (at most `window`)."""
+    smooth: float = float("nan")
+
+    @classmethod
+    def new(cls, model: OnnxAutoencoder) -> WindowState:
+        spec = model.spec
+        return cls(spec.label, spec.signals, np.empty((0, len(spec.signals))))
+
+    def fits(self, model: OnnxAutoencoder) -> bool:
+        return self.model == model.label and self.signals == model.spec.signals
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "signals": list(self.signals),
+            "rows": self.rows.tolist(),
+            "smooth": None if np.isnan(self.smooth) else self.smooth,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WindowState:
+        signals = tuple(str(s) for s in data["signals"])
+        rows = np.asarray(data["rows"], dtype=np.float64).reshape(-1, len(signals))
+        smooth = data.get("smooth")
+        return cls(str(data["model"]), signals, rows, float("nan") if smooth is None else smooth)
+
+    def adopt(self, model: OnnxAutoencoder) -> WindowState:
+        """The state for a new model version: same signals keep their buffered records."""
+        if self.fits(model):
+            return self
+        fresh = WindowState.new(model)
+        if self.signals == model.spec.signals:
+            fresh.rows = self.rows[-model.spec.window :]
+        return fresh
+
+
+@dataclass(frozen=True, slots=True)
+class WindowScores:
+    """The model's verdict on one source's new records (NaN/1 where no window was complete)."""
+
+    p: np.ndarray
+    """(m,) tail probability of the smoothed statistic; 1 before the buffer is full."""
+    share: np.ndarray
+    """(m, k) each signal's share of the error."""
+    expected: np.ndarray
+    """(m, k) reconstruction of the newest step, raw units (NaN before the buffer is full)."""
+
+
+def impute(rows: np.ndarray, fallback: np.ndarray, last: np.ndarray, center: np.ndarray) -> None:
+    """Fill missing values in place: the detectors' expected value, else the last one, else the
+    training centre. The record is flagged `missing` by the scorer."""
+    for t in range(len(rows)):
+        row = rows[t]
+        gap = np.isnan(row)
+        if not gap.any():
+            last = row
+            continue
+        guess = np.where(np.isnan(fallback[t]), last, fallback[t])
+        row[gap] = np.where(np.isnan(guess), center, guess)[gap]
+        last = row
+
+
+def score_sources(
+    model: OnnxAutoencoder,
+    states: Sequence[WindowState],
+    new_rows: Sequence[np.ndarray],
+) -> list[WindowScores]:
+    """Score every source's new records (imputed, (m, k) each) in one inference call.
+
+    Updates each state's buffer and smoothed statistic in place.
+    """
+    spec = model.spec
+    w, k = spec.window, len(spec.signals)
+    windows: list[np.ndarray] = []
+    spans: list[tuple[int, int]] = []
+    histories: list[np.ndarray] = []
+    for state, rows in zip(states, new_rows, strict=True):
+        history = np.concatenate([state.rows, rows]) if len(state.rows) else rows
+        histories.append(history)
+        # Windows end at each new record that has w - 1 records before it.
+        first_end = max(len(state.rows), w - 1)
+        ends = max(len(history) - first_end, 0)
+        if ends:
+            view = np.lib.stride_tricks.sliding_window_view(history, (w, k))[:, 0]
+            windows.append(view[first_end - w + 1 :])
+        spans.append((len(rows) - ends, ends))
+    stacked = np.concatenate(windows) if windows else np.empty((0, w, k))
+    errors = model.errors(stacked)
+    shares = errors.share
+    out: list[WindowScores] = []
+    at = 0
+    for state, rows, history, (skip, ends) in zip(states, new_rows, histories, spans, strict=True):
+        m = len(rows)
+        stat = np.full(m, np.nan)
+        share = np.full((m, k), np.nan)
+        expected = np.full((m, k), np.nan)
+        stat[skip:] = errors.stat[at : at + ends]
+        share[skip:] = shares[at : at + ends]
+        expected[skip:] = errors.expected[at : at + ends]
+        at += ends
+        smoothed = ewma(stat, spec.scoring.alpha, state.smooth)
+        if ends:
+            state.smooth = float(smoothed[-1])
+        state.rows = history[-w:].copy()
+        out.append(WindowScores(spec.calibration.p(smoothed), share, expected))
+    return out

@@ -1,0 +1,420 @@
+"""`anomstream train`: a CSV -> a self-describing model directory.
+
+Top to bottom: choose the signals (constant ones are dropped with a warning) -> split train /
+validation in time order -> scale on the training part -> windows -> fit the autoencoder with
+early stopping on the validation windows -> export to ONNX and check onnxruntime agrees with
+Keras -> score the validation part with the *serving* code (onnxruntime) to learn each signal's
+error scale and the calibration of the error statistic -> `model.json` and the plots.
+
+Calibrating through the exported model is deliberate: the numbers in `model.json` describe what
+the stream will compute, not what Keras computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from detectors.autoencoder import OnnxAutoencoder, ewma
+from detectors.model_spec import (
+    MODEL_FILE,
+    SPEC_FILE,
+    ErrorCalibration,
+    ModelError,
+    ModelSpec,
+    Scoring,
+)
+from streams.csvdata import Table
+from training import metrics, plots
+from training import model as nets
+
+MIN_ERROR_SCALE = 1e-4
+"""Floor of a signal's normal error (scaled units squared): a signal the model reproduces
+perfectly must not turn a tiny wobble into a huge error."""
+PARITY_TOLERANCE = 1e-5
+
+
+class TrainError(ValueError):
+    """The data cannot train a model; the message is one line for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainOptions:
+    """Every knob of `anomstream train` (defaults: the recipe measured on SKAB, see README)."""
+
+    window: int = 32
+    stride: int = 1
+    kind: str = "conv"
+    latent: int = 8
+    train_rows: int | None = None
+    train_fraction: float = 0.8
+    target_fap: float = 1e-3
+    epochs: int = 60
+    batch_size: int = 32
+    patience: int = 6
+    seed: int = 0
+    span: int | None = None
+    """Newest steps of a window whose error counts (default: the whole window)."""
+    aggregate: str = "mean"
+    alpha: float = 1.0
+    tail: float = 0.1
+    sources: tuple[str, ...] = ("*",)
+    name: str | None = None
+    search: bool = False
+    """With labels: search window, smoothing and threshold for the best validation F1."""
+
+
+@dataclass(slots=True)
+class Trained:
+    """What `train` made and measured."""
+
+    spec: ModelSpec
+    directory: Path
+    history: dict[str, list[float]]
+    parity: float
+    dropped: list[str]
+    seconds: float
+    search: dict[str, Any] = field(default_factory=dict)
+
+
+Progress = Callable[[int, int, dict[str, float]], None]
+"""(epoch done, epochs, logs) after each epoch."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Data:
+    signals: tuple[str, ...]
+    values: np.ndarray
+    """(n, k) raw, missing values filled with the training mean."""
+    split: int
+    """First validation row."""
+    center: np.ndarray
+    scale: np.ndarray
+    labels: np.ndarray
+    """(n,) 0/1; zeros without labels."""
+
+
+def train(
+    table: Table,
+    out: Path,
+    options: TrainOptions,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] = lambda _: None,
+) -> Trained:
+    """Train, export, calibrate and describe one model in `out` (created or replaced)."""
+    started = time.monotonic()
+    data = _prepare(table, options, warn)
+    search: dict[str, Any] = {}
+    if options.search:
+        if table.labels is None:
+            raise TrainError("--search needs labels (--label-col or --labels)")
+        options, search = _search(data, options, out)
+    nets.set_seed(options.seed)
+    net, history = _fit(data, options, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    nets.export_onnx(net, out / MODEL_FILE)
+    probe = _windows(_scaled(data), options.window, max(1, options.window // 2))[:64]
+    served = OnnxAutoencoder.open(
+        _spec(data, options, np.ones(len(data.signals))), out / MODEL_FILE
+    )
+    parity = float(np.max(np.abs(served.reconstruct(probe) - nets.predict(net, probe))))
+    if parity > PARITY_TOLERANCE:
+        raise TrainError(f"onnxruntime and Keras disagree by {parity:.2e} (> {PARITY_TOLERANCE})")
+    spec = _calibrate(data, options, served)
+    spec = _describe(spec, table, data, options, out, history, search)
+    (out / SPEC_FILE).write_bytes(orjson.dumps(spec.to_json(), option=orjson.OPT_INDENT_2))
+    _plot(served.with_spec(spec), data, table, options, out, history)
+    return Trained(
+        spec,
+        out,
+        history,
+        parity,
+        [s for s in table.signals if s not in data.signals],
+        time.monotonic() - started,
+        search,
+    )
+
+
+def _prepare(table: Table, options: TrainOptions, warn: Callable[[str], None]) -> _Data:
+    n = len(table)
+    split = options.train_rows or round(n * options.train_fraction)
+    if not 0 < split < n:
+        raise TrainError(f"the training part must leave rows to validate: {split} of {n} rows")
+    if split < options.window + 10:
+        raise TrainError(
+            f"{split} training rows are too few for a window of {options.window} "
+            f"(need at least {options.window + 10})"
+        )
+    if n - split < options.window + 10:
+        raise TrainError(
+            f"{n - split} validation rows are too few for a window of {options.window} "
+            f"(need at least {options.window + 10}); lower --train-fraction or --window"
+        )
+    head = table.values[:split]
+    keep: list[int] = []
+    for c, name in enumerate(table.signals):
+        column = head[:, c]
+        if np.isnan(column).all():
+            warn(f"signal {name!r} has no values in the training part: dropped")
+        elif np.nanstd(column) == 0:
+            warn(f"signal {name!r} is constant in the training part: dropped")
+        else:
+            keep.append(c)
+    if not keep:
+        raise TrainError("no signal varies in the training part: nothing to learn")
+    values = table.values[:, keep]
+    center = np.nanmean(values[:split], axis=0)
+    scale = np.nanstd(values[:split], axis=0)
+    values = np.where(np.isnan(values), center, values)
+    labels = np.zeros(n, dtype=np.int8) if table.labels is None else table.labels
+    return _Data(tuple(table.signals[c] for c in keep), values, split, center, scale, labels)
+
+
+def _scaled(data: _Data) -> np.ndarray:
+    out: np.ndarray = ((data.values - data.center) / data.scale).astype(np.float32)
+    return out
+
+
+def _windows(values: np.ndarray, window: int, stride: int) -> np.ndarray:
+    if len(values) < window:
+        return np.empty((0, window, values.shape[1]), dtype=values.dtype)
+    view = np.lib.stride_tricks.sliding_window_view(values, (window, values.shape[1]))[:, 0]
+    out: np.ndarray = np.ascontiguousarray(view[::stride])
+    return out
+
+
+def _normal_windows(data: _Data, scaled: np.ndarray, window: int) -> np.ndarray:
+    """Validation windows (stride 1) with no labelled anomaly in them."""
+    part = scaled[data.split - window + 1 :]
+    labels = data.labels[data.split - window + 1 :]
+    windows = _windows(part, window, 1)
+    bad = _windows(labels[:, None].astype(np.float32), window, 1).max(axis=(1, 2)) > 0
+    out: np.ndarray = windows[~bad]
+    return out
+
+
+def _fit(
+    data: _Data, options: TrainOptions, progress: Progress | None
+) -> tuple[Any, dict[str, list[float]]]:
+    import keras
+
+    scaled = _scaled(data)
+    train_windows = _windows(scaled[: data.split], options.window, options.stride)
+    valid = _normal_windows(data, scaled, options.window)
+    if len(valid) == 0:
+        raise TrainError("no anomaly-free window in the validation part to stop training on")
+    net = nets.build(options.kind, options.window, len(data.signals), options.latent)
+    callbacks: list[Any] = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=options.patience, restore_best_weights=True
+        )
+    ]
+    if progress is not None:
+        callbacks.append(_ProgressCallback(progress, options.epochs))
+    fitted = net.fit(
+        train_windows,
+        train_windows,
+        validation_data=(valid, valid),
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    history = {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
+    return net, history
+
+
+def _ProgressCallback(progress: Progress, epochs: int) -> Any:  # noqa: N802 - a class factory
+    import keras
+
+    class Callback(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            progress(epoch + 1, epochs, dict(logs or {}))
+
+    return Callback()
+
+
+def _spec(data: _Data, options: TrainOptions, error_scale: np.ndarray) -> ModelSpec:
+    placeholder = ErrorCalibration.fit(np.linspace(0.0, 1.0, 20))
+    return ModelSpec(
+        name=options.name or "model",
+        version="draft",
+        signals=data.signals,
+        window=options.window,
+        center=data.center,
+        scale=data.scale,
+        error_scale=error_scale,
+        scoring=Scoring(options.span or options.window, options.aggregate, options.alpha),
+        calibration=placeholder,
+        sources=options.sources,
+    )
+
+
+def _validation_stats(served: OnnxAutoencoder, data: _Data) -> tuple[np.ndarray, np.ndarray]:
+    """The smoothed statistic of every validation row (as the stream would see it) and a mask
+    of rows whose window holds no labelled anomaly."""
+    w = served.spec.window
+    history = data.values[data.split - w + 1 :]
+    windows = _windows(history, w, 1)
+    errors = served.errors(windows)
+    stat = ewma(errors.stat, served.spec.scoring.alpha)
+    labels = data.labels[data.split - w + 1 :].astype(np.float32)
+    clean = _windows(labels[:, None], w, 1).max(axis=(1, 2)) == 0
+    return stat, clean
+
+
+def _calibrate(data: _Data, options: TrainOptions, draft: OnnxAutoencoder) -> ModelSpec:
+    w = options.window
+    history = data.values[data.split - w + 1 :]
+    labels = data.labels[data.split - w + 1 :].astype(np.float32)
+    clean = _windows(labels[:, None], w, 1).max(axis=(1, 2)) == 0
+    per_signal = draft.errors(_windows(history, w, 1)).per_signal[clean]
+    error_scale = np.maximum(per_signal.mean(axis=0), MIN_ERROR_SCALE)
+    spec = _spec(data, options, error_scale)
+    stat, clean = _validation_stats(draft.with_spec(spec), data)
+    try:
+        calibration = ErrorCalibration.fit(stat[clean], tail=options.tail)
+    except ModelError as exc:
+        raise TrainError(str(exc)) from None
+    return replace(spec, calibration=calibration)
+
+
+def _describe(
+    spec: ModelSpec,
+    table: Table,
+    data: _Data,
+    options: TrainOptions,
+    out: Path,
+    history: dict[str, list[float]],
+    search: dict[str, Any],
+) -> ModelSpec:
+    onnx_bytes = (out / MODEL_FILE).read_bytes()
+    info: dict[str, Any] = {
+        "kind": options.kind,
+        "target_fap": options.target_fap,
+        "threshold": spec.calibration.threshold(options.target_fap),
+        "training": {
+            "data": str(table.path),
+            "data_sha256": hashlib.sha256(table.path.read_bytes()).hexdigest(),
+            "rows": len(table),
+            "train_rows": data.split,
+            "validation_rows": len(table) - data.split,
+            "stride": options.stride,
+            "epochs_run": len(history.get("loss", [])),
+            "seed": options.seed,
+            "final_loss": history["loss"][-1] if history.get("loss") else None,
+            "best_val_loss": min(history["val_loss"]) if history.get("val_loss") else None,
+        },
+        "versions": _versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if search:
+        info["search"] = search
+    body = orjson.dumps(replace(spec, info=info).to_json(), option=orjson.OPT_SORT_KEYS)
+    version = hashlib.sha256(onnx_bytes + body).hexdigest()[:8]
+    return replace(spec, name=options.name or out.name, version=version, info=info)
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in (
+        "tensorflow-cpu",
+        "tensorflow",
+        "keras",
+        "tf2onnx",
+        "onnx",
+        "onnxruntime",
+        "numpy",
+        "anomstream",
+    ):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def model_scores(served: OnnxAutoencoder, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(p, per-signal error) of every row of one sequence, NaN before the first full window."""
+    w = served.spec.window
+    errors = served.errors(_windows(values, w, 1))
+    p = np.full(len(values), np.nan)
+    per_signal = np.full(values.shape, np.nan)
+    p[w - 1 :] = served.spec.calibration.p(ewma(errors.stat, served.spec.scoring.alpha))
+    per_signal[w - 1 :] = errors.per_signal
+    return p, per_signal
+
+
+def _plot(
+    served: OnnxAutoencoder,
+    data: _Data,
+    table: Table,
+    options: TrainOptions,
+    out: Path,
+    history: dict[str, list[float]],
+) -> None:
+    plots.plot_training_loss(history, out / "training_loss.png")
+    p, per_signal = model_scores(served, data.values)
+    labels = table.labels
+    plots.plot_result(
+        table.times,
+        1.0 - p,
+        1.0 - options.target_fap,
+        p <= options.target_fap,
+        out / "result.png",
+        labels=labels,
+        title=f"{served.label}: autoencoder score (training part ends at row {data.split})",
+    )
+    plots.plot_signal_errors(
+        table.times, per_signal, list(data.signals), out / "signal_errors.png", labels=labels
+    )
+
+
+def _search(data: _Data, options: TrainOptions, out: Path) -> tuple[TrainOptions, dict[str, Any]]:
+    """Best validation F1 over window length, smoothing and threshold (labels required)."""
+    base = options.window
+    windows = sorted({max(4, base // 2 // 4 * 4), base, base * 2})
+    best: tuple[float, TrainOptions, dict[str, Any]] | None = None
+    scratch = out.with_name(out.name + ".search")
+    for window in windows:
+        if data.split < window + 10 or len(data.values) - data.split < window + 10:
+            continue
+        trial = replace(options, window=window, span=None, search=False)
+        nets.set_seed(options.seed)
+        net, _ = _fit(data, trial, None)
+        nets.export_onnx(net, scratch / MODEL_FILE)
+        draft = OnnxAutoencoder.open(
+            _spec(data, trial, np.ones(len(data.signals))), scratch / MODEL_FILE
+        )
+        for alpha in (1.0, 0.5, 0.2, 0.1):
+            candidate = replace(trial, alpha=alpha)
+            spec = _calibrate(data, candidate, draft)
+            served = draft.with_spec(spec)
+            p, _ = model_scores(served, data.values)
+            p_valid = p[data.split :]
+            truth = data.labels[data.split :]
+            finite = p_valid[np.isfinite(p_valid)]
+            for level in np.unique(np.quantile(finite, np.linspace(0.0, 0.5, 51))):
+                f1 = metrics.confusion(truth, p_valid <= level).f1
+                if best is None or f1 > best[0]:
+                    chosen = {
+                        "window": window,
+                        "alpha": alpha,
+                        "target_fap": float(level),
+                        "validation_f1": f1,
+                    }
+                    best = (f1, replace(candidate, target_fap=float(max(level, 1e-12))), chosen)
+    if best is None:
+        raise TrainError("too few rows to search any window length")
+    return best[1], best[2]

@@ -168,6 +168,27 @@ class WindowScores:
     """(m, k) reconstruction of the newest step, raw units (NaN before the buffer is full)."""
 
 
+def sliding(values: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """(n, k) rows -> (windows, window, k), one window ending at every `stride`-th row."""
+    if len(values) < window:
+        return np.empty((0, window, values.shape[1]), dtype=values.dtype)
+    view = np.lib.stride_tricks.sliding_window_view(values, (window, values.shape[1]))[:, 0]
+    out: np.ndarray = np.ascontiguousarray(view[::stride])
+    return out
+
+
+def sequence_scores(model: OnnxAutoencoder, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(p, per-signal error) for every row of one complete sequence (no missing values), NaN
+    before the first full window: what the stream computes, for training and evaluation."""
+    w = model.spec.window
+    errors = model.errors(sliding(values, w))
+    p = np.full(len(values), np.nan)
+    per_signal = np.full(values.shape, np.nan)
+    p[w - 1 :] = model.spec.calibration.p(ewma(errors.stat, model.spec.scoring.alpha))
+    per_signal[w - 1 :] = errors.per_signal
+    return p, per_signal
+
+
 def impute(rows: np.ndarray, fallback: np.ndarray, last: np.ndarray, center: np.ndarray) -> None:
     """Fill missing values in place: the detectors' expected value, else the last one, else the
     training centre. The record is flagged `missing` by the scorer."""
@@ -203,8 +224,7 @@ def score_sources(
         first_end = max(len(state.rows), w - 1)
         ends = max(len(history) - first_end, 0)
         if ends:
-            view = np.lib.stride_tricks.sliding_window_view(history, (w, k))[:, 0]
-            windows.append(view[first_end - w + 1 :])
+            windows.append(sliding(history[first_end - w + 1 :], w))
         spans.append((len(rows) - ends, ends))
     stacked = np.concatenate(windows) if windows else np.empty((0, w, k))
     errors = model.errors(stacked)

@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from detectors.model_spec import ModelError
 from streams.brokers import BrokerError
+from streams.cli_models import detect, evaluate, train
 from streams.csvdata import CsvError
 from streams.settings import Settings, SettingsError, load_settings
 from streams.topics import BrokerUnavailable
 
-USER_ERRORS = (SettingsError, BrokerUnavailable, CsvError, BrokerError, OSError)
+USER_ERRORS = (SettingsError, BrokerUnavailable, CsvError, BrokerError, ModelError, OSError)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -225,6 +227,11 @@ def plant(
     settings = settings_from(config, broker)
     sent = asyncio.run(stream_plant(settings, rate, sources, cycle, cycles, seed, Console()))
     click.echo(f"produced {sent} records to {settings.topic_signals}")
+
+
+cli.add_command(train)
+cli.add_command(evaluate)
+cli.add_command(detect)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -62,6 +62,7 @@ def layout(
     source_col: str | None = None,
     label_col: str | None = None,
     ignore: tuple[str, ...] = (),
+    sep: str | None = None,
 ) -> CsvLayout:
     """Find the columns: by flags, else by common names; the time column defaults to the first."""
     try:
@@ -75,7 +76,7 @@ def layout(
         raise CsvError(f"{path} is not a UTF-8 text file") from None
     if not first.strip():
         raise CsvError(f"{path} is empty")
-    delimiter = ";" if first.count(";") > first.count(",") else ","
+    delimiter = sep or (";" if first.count(";") > first.count(",") else ",")
     header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
     time = _pick(header, time_col, TIME_COLUMNS, "time") or header[0]
     source = _pick(header, source_col, SOURCE_COLUMNS, "source")
@@ -166,6 +167,7 @@ def read_table(
     ignore: tuple[str, ...] = (),
     source_col: str | None = None,
     labels_file: Path | None = None,
+    sep: str | None = None,
 ) -> Table:
     """Read a CSV into a `Table`: every numeric column is a signal unless `signals` names them.
 
@@ -173,7 +175,7 @@ def read_table(
     holding one label per data row (a one-column CSV with a header, or the label column of a CSV).
     """
     spec = layout(
-        path, time_col=time_col, source_col=source_col, label_col=label_col, ignore=ignore
+        path, time_col=time_col, source_col=source_col, label_col=label_col, ignore=ignore, sep=sep
     )
     if signals:
         unknown = [s for s in signals if s not in spec.signals]

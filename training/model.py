@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -61,7 +62,9 @@ def build(kind: str, window: int, signals: int, latent: int = 8) -> keras.Model:
 def export_onnx(model: keras.Model, path: Path) -> None:
     """Write the model as ONNX (Keras' own exporter, through tf2onnx)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Saved artifact at ..."
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # It prints "Saved artifact at ..."; tf2onnx probes `np.object` (a numpy 2 warning).
+        warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
         model.export(str(path), format="onnx", verbose=False)
 
 

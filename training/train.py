@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from detectors.autoencoder import OnnxAutoencoder, ewma
+from detectors.autoencoder import OnnxAutoencoder, ewma, sequence_scores, sliding
 from detectors.model_spec import (
     MODEL_FILE,
     SPEC_FILE,
@@ -123,7 +123,7 @@ def train(
     net, history = _fit(data, options, progress)
     out.mkdir(parents=True, exist_ok=True)
     nets.export_onnx(net, out / MODEL_FILE)
-    probe = _windows(_scaled(data), options.window, max(1, options.window // 2))[:64]
+    probe = sliding(_scaled(data), options.window, max(1, options.window // 2))[:64]
     served = OnnxAutoencoder.open(
         _spec(data, options, np.ones(len(data.signals))), out / MODEL_FILE
     )
@@ -185,20 +185,12 @@ def _scaled(data: _Data) -> np.ndarray:
     return out
 
 
-def _windows(values: np.ndarray, window: int, stride: int) -> np.ndarray:
-    if len(values) < window:
-        return np.empty((0, window, values.shape[1]), dtype=values.dtype)
-    view = np.lib.stride_tricks.sliding_window_view(values, (window, values.shape[1]))[:, 0]
-    out: np.ndarray = np.ascontiguousarray(view[::stride])
-    return out
-
-
 def _normal_windows(data: _Data, scaled: np.ndarray, window: int) -> np.ndarray:
     """Validation windows (stride 1) with no labelled anomaly in them."""
     part = scaled[data.split - window + 1 :]
     labels = data.labels[data.split - window + 1 :]
-    windows = _windows(part, window, 1)
-    bad = _windows(labels[:, None].astype(np.float32), window, 1).max(axis=(1, 2)) > 0
+    windows = sliding(part, window, 1)
+    bad = sliding(labels[:, None].astype(np.float32), window, 1).max(axis=(1, 2)) > 0
     out: np.ndarray = windows[~bad]
     return out
 
@@ -209,7 +201,7 @@ def _fit(
     import keras
 
     scaled = _scaled(data)
-    train_windows = _windows(scaled[: data.split], options.window, options.stride)
+    train_windows = sliding(scaled[: data.split], options.window, options.stride)
     valid = _normal_windows(data, scaled, options.window)
     if len(valid) == 0:
         raise TrainError("no anomaly-free window in the validation part to stop training on")
@@ -266,11 +258,11 @@ def _validation_stats(served: OnnxAutoencoder, data: _Data) -> tuple[np.ndarray,
     of rows whose window holds no labelled anomaly."""
     w = served.spec.window
     history = data.values[data.split - w + 1 :]
-    windows = _windows(history, w, 1)
+    windows = sliding(history, w, 1)
     errors = served.errors(windows)
     stat = ewma(errors.stat, served.spec.scoring.alpha)
     labels = data.labels[data.split - w + 1 :].astype(np.float32)
-    clean = _windows(labels[:, None], w, 1).max(axis=(1, 2)) == 0
+    clean = sliding(labels[:, None], w, 1).max(axis=(1, 2)) == 0
     return stat, clean
 
 
@@ -278,8 +270,8 @@ def _calibrate(data: _Data, options: TrainOptions, draft: OnnxAutoencoder) -> Mo
     w = options.window
     history = data.values[data.split - w + 1 :]
     labels = data.labels[data.split - w + 1 :].astype(np.float32)
-    clean = _windows(labels[:, None], w, 1).max(axis=(1, 2)) == 0
-    per_signal = draft.errors(_windows(history, w, 1)).per_signal[clean]
+    clean = sliding(labels[:, None], w, 1).max(axis=(1, 2)) == 0
+    per_signal = draft.errors(sliding(history, w, 1)).per_signal[clean]
     error_scale = np.maximum(per_signal.mean(axis=0), MIN_ERROR_SCALE)
     spec = _spec(data, options, error_scale)
     stat, clean = _validation_stats(draft.with_spec(spec), data)
@@ -345,17 +337,6 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def model_scores(served: OnnxAutoencoder, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(p, per-signal error) of every row of one sequence, NaN before the first full window."""
-    w = served.spec.window
-    errors = served.errors(_windows(values, w, 1))
-    p = np.full(len(values), np.nan)
-    per_signal = np.full(values.shape, np.nan)
-    p[w - 1 :] = served.spec.calibration.p(ewma(errors.stat, served.spec.scoring.alpha))
-    per_signal[w - 1 :] = errors.per_signal
-    return p, per_signal
-
-
 def _plot(
     served: OnnxAutoencoder,
     data: _Data,
@@ -365,7 +346,7 @@ def _plot(
     history: dict[str, list[float]],
 ) -> None:
     plots.plot_training_loss(history, out / "training_loss.png")
-    p, per_signal = model_scores(served, data.values)
+    p, per_signal = sequence_scores(served, data.values)
     labels = table.labels
     plots.plot_result(
         table.times,
@@ -401,7 +382,7 @@ def _search(data: _Data, options: TrainOptions, out: Path) -> tuple[TrainOptions
             candidate = replace(trial, alpha=alpha)
             spec = _calibrate(data, candidate, draft)
             served = draft.with_spec(spec)
-            p, _ = model_scores(served, data.values)
+            p, _ = sequence_scores(served, data.values)
             p_valid = p[data.split :]
             truth = data.labels[data.split :]
             finite = p_valid[np.isfinite(p_valid)]

@@ -1,0 +1,286 @@
+"""`anomstream train | evaluate | detect`: models from CSV files, and offline scoring.
+
+TensorFlow is imported by `train` only, and only when it runs: `evaluate` and `detect` need
+onnxruntime alone, like the worker.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from detectors.model_spec import ModelError
+from streams.csvdata import Table, read_table
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+def csv_options(fun: F) -> F:
+    """How to read the CSV: shared by train, evaluate and detect."""
+    options = [
+        click.option("--sep", type=click.Choice([",", ";"]), help="separator (default: auto)"),
+        click.option("--ignore", help="comma-separated columns that are not signals"),
+        click.option(
+            "--labels",
+            "labels_file",
+            type=click.Path(path_type=Path),
+            help="file with one 0/1 label per data row (instead of a label column)",
+        ),
+        click.option("--label-col", help="label column (default: label/anomaly/is_anomaly)"),
+        click.option("--time-col", help="timestamp column (default: timestamp/ts/time/datetime)"),
+        click.option("--signals", help="comma-separated signal columns (default: every numeric)"),
+    ]
+    for option in options:
+        fun = option(fun)
+    return fun
+
+
+def load_csv(
+    path: Path,
+    signals: str | None,
+    time_col: str | None,
+    label_col: str | None,
+    labels_file: Path | None,
+    ignore: str | None,
+    sep: str | None,
+) -> Table:
+    return read_table(
+        path,
+        signals=_names(signals),
+        time_col=time_col,
+        label_col=label_col,
+        ignore=_names(ignore),
+        labels_file=labels_file,
+        sep=sep,
+    )
+
+
+@click.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="model directory to write, e.g. models/pumps",
+)
+@csv_options
+@click.option("--window", type=click.IntRange(4, 4096), default=32, show_default=True)
+@click.option("--stride", type=click.IntRange(1, 4096), default=1, show_default=True)
+@click.option("--kind", type=click.Choice(["conv", "dense"]), default="conv", show_default=True)
+@click.option("--train-rows", type=click.IntRange(1), help="first N rows train, the rest validates")
+@click.option(
+    "--train-fraction",
+    type=click.FloatRange(0.05, 0.95),
+    default=0.8,
+    show_default=True,
+    help="share of rows that train (when --train-rows is not given)",
+)
+@click.option("--target-fap", type=click.FloatRange(1e-9, 0.5), default=1e-3, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 10_000), default=60, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--sources",
+    default="*",
+    show_default=True,
+    help="comma-separated glob patterns of the sources this model serves",
+)
+@click.option(
+    "--search",
+    is_flag=True,
+    help="with labels: search window, smoothing and threshold for the best F1",
+)
+def train(
+    data: Path,
+    out: Path,
+    signals: str | None,
+    time_col: str | None,
+    label_col: str | None,
+    labels_file: Path | None,
+    ignore: str | None,
+    sep: str | None,
+    window: int,
+    stride: int,
+    kind: str,
+    train_rows: int | None,
+    train_fraction: float,
+    target_fap: float,
+    epochs: int,
+    seed: int,
+    sources: str,
+    search: bool,
+) -> None:
+    """Train a windowed autoencoder on a CSV; write model.onnx, model.json and plots."""
+    table = load_csv(data, signals, time_col, label_col, labels_file, ignore, sep)
+    console = Console(stderr=True)
+    console.print("[dim]importing TensorFlow...[/]")
+    from training.train import TrainError, TrainOptions
+    from training.train import train as run
+
+    options = TrainOptions(
+        window=window,
+        stride=stride,
+        kind=kind,
+        train_rows=train_rows,
+        train_fraction=train_fraction,
+        target_fap=target_fap,
+        epochs=epochs,
+        seed=seed,
+        sources=_names(sources) or ("*",),
+        name=out.name,
+        search=search,
+    )
+    columns = (
+        TextColumn("training"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} epochs  {task.fields[loss]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("train", total=epochs, loss="")
+
+        def progress(epoch: int, total: int, logs: dict[str, float]) -> None:
+            nan = float("nan")
+            loss = f"loss {logs.get('loss', nan):.4f} val {logs.get('val_loss', nan):.4f}"
+            bar.update(task, completed=epoch, loss=loss)
+
+        try:
+            done = run(table, out, options, progress, warn=lambda m: console.print(f"[yellow]{m}"))
+        except (TrainError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+    spec = done.spec
+    click.echo(
+        f"model {spec.label} -> {out}: {len(spec.signals)} signals, window {spec.window}, "
+        f"{done.history and len(done.history['loss'])} epochs, "
+        f"threshold {spec.info['threshold']:.4g} at target_fap {spec.info['target_fap']:g}, "
+        f"onnx parity {done.parity:.1e}, {done.seconds:.1f} s"
+    )
+    if done.search:
+        click.echo(f"search: {done.search}")
+
+
+def _model(path: Path) -> Any:
+    from detectors.autoencoder import OnnxAutoencoder
+
+    try:
+        return OnnxAutoencoder.load(path)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@csv_options
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="directory for metrics.json and plots (default: MODEL/evaluation)",
+)
+@click.option(
+    "--from-row",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="score every row, count only these onwards (e.g. after the training rows)",
+)
+@click.option(
+    "--target-fap",
+    type=click.FloatRange(1e-12, 0.5),
+    help="false-alarm probability (default: the model's)",
+)
+def evaluate(
+    model: Path,
+    data: Path,
+    signals: str | None,
+    time_col: str | None,
+    label_col: str | None,
+    labels_file: Path | None,
+    ignore: str | None,
+    sep: str | None,
+    out: Path | None,
+    from_row: int,
+    target_fap: float | None,
+) -> None:
+    """Score a labelled CSV like the stream would; write metrics.json and plots."""
+    from detectors.engine import ScoringConfig
+    from training.evaluate import evaluate as run
+
+    served = _model(model)
+    table = load_csv(data, signals, time_col, label_col, labels_file, ignore, sep)
+    config = ScoringConfig(target_fap=target_fap or served.spec.info.get("target_fap", 1e-3))
+    try:
+        result = run(table, served, config, out or model / "evaluation", from_row)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    fused, alone = result.report["fused"], result.report["autoencoder"]
+    click.echo(
+        f"{served.label} on {data.name}: F1 {fused['f1']:.3f}  FAR {100 * fused['far']:.2f} %  "
+        f"MAR {100 * fused['mar']:.2f} %  (autoencoder alone: F1 {alone['f1']:.3f}, "
+        f"FAR {100 * alone['far']:.2f} %)  -> {out or model / 'evaluation'}/metrics.json"
+    )
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@csv_options
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="scores.csv or scores.jsonl (one row per input row)",
+)
+@click.option(
+    "--target-fap",
+    type=click.FloatRange(1e-12, 0.5),
+    help="false-alarm probability (default: the model's)",
+)
+def detect(
+    model: Path,
+    data: Path,
+    signals: str | None,
+    time_col: str | None,
+    label_col: str | None,
+    labels_file: Path | None,
+    ignore: str | None,
+    sep: str | None,
+    out: Path,
+    target_fap: float | None,
+) -> None:
+    """Score a CSV offline with the stream's code path (suite + autoencoder + fusion)."""
+    from detectors.engine import ScoringConfig
+    from detectors.messages import score_message
+    from detectors.offline import flat_rows, score_records, scorer_for
+
+    served = _model(model)
+    table = load_csv(data, signals, time_col, label_col, labels_file, ignore, sep)
+    config = ScoringConfig(target_fap=target_fap or served.spec.info.get("target_fap", 1e-3))
+    scorer = scorer_for(served, config)
+    scored = score_records(scorer, table.records())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".jsonl":
+        with out.open("wb") as handle:
+            for res in scored:
+                handle.write(orjson.dumps(score_message(res, config)) + b"\n")
+    elif out.suffix == ".csv":
+        rows = list(flat_rows(scored, scorer))
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+        with out.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        raise click.ClickException(f"--out must end in .csv or .jsonl, not {out.name!r}")
+    flagged = sum(r.is_anomaly for r in scored)
+    click.echo(f"{len(scored)} rows scored with {served.label}, {flagged} anomalous -> {out}")

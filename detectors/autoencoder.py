@@ -21,6 +21,10 @@ import onnxruntime as ort
 
 from detectors.model_spec import MODEL_FILE, ModelSpec, read_spec
 
+REFINE_STEPS = 5
+MAX_GAP_SHARE = 0.25
+"""A window with more than this share of one signal's values imputed gets no verdict."""
+"""Passes that replace imputed values with the model's own reconstruction."""
 INFERENCE_CHUNK = 1024
 """Windows per onnxruntime call: bounds memory, keeps the batch large enough to amortise."""
 
@@ -47,8 +51,9 @@ class WindowErrors:
         return out
 
 
-def ewma(stat: np.ndarray, alpha: float, start: float = float("nan")) -> np.ndarray:
-    """Causal smoothing of a statistic's sequence (NaN entries are skipped, not learnt)."""
+def ewma(stat: np.ndarray, alpha: float, start: float = float("nan")) -> tuple[np.ndarray, float]:
+    """Causal smoothing of a statistic's sequence, and the level it ends at. NaN entries (no
+    verdict) stay NaN and leave the level alone."""
     out = np.full(len(stat), np.nan)
     smooth = start
     for t, value in enumerate(stat.tolist()):
@@ -56,7 +61,7 @@ def ewma(stat: np.ndarray, alpha: float, start: float = float("nan")) -> np.ndar
             continue
         smooth = value if math.isnan(smooth) else smooth + alpha * (value - smooth)
         out[t] = smooth
-    return out
+    return out, smooth
 
 
 class OnnxAutoencoder:
@@ -101,16 +106,49 @@ class OnnxAutoencoder:
         out: np.ndarray = np.concatenate(parts).reshape(scaled.shape)
         return out
 
-    def errors(self, windows: np.ndarray) -> WindowErrors:
-        """(n, window, k) raw windows -> statistic, per-signal shares, expected newest step."""
+    def errors(self, windows: np.ndarray, observed: np.ndarray | None = None) -> WindowErrors:
+        """(n, window, k) raw windows -> statistic, per-signal errors, expected newest step.
+
+        `observed` (same shape, bool) marks real values: imputed ones feed the network but do
+        not count in the error, so a gap is not mistaken for an anomaly. A signal without a real
+        value in the span counts as its normal error (1); a window that is mostly guesses gets
+        no statistic (NaN: the smoothing skips it, its p is 1).
+        """
         spec = self.spec
         scaled = (windows - spec.center) / spec.scale
         recon = self.reconstruct(scaled).astype(np.float64)
+        if observed is not None:
+            self._refine(scaled, recon, observed)
         tail = slice(spec.window - spec.scoring.span, spec.window)
-        err = np.square(recon[:, tail] - scaled[:, tail]).mean(axis=1) / spec.error_scale
+        square = np.square(recon[:, tail] - scaled[:, tail])
+        if observed is None:
+            err = square.mean(axis=1)
+        else:
+            seen = observed[:, tail]
+            count = seen.sum(axis=1)
+            err = np.where(count > 0, (square * seen).sum(axis=1) / np.maximum(count, 1), np.nan)
+        err = err / spec.error_scale
+        if observed is not None:
+            err = np.where(np.isnan(err), 1.0, err)
         stat = err.mean(axis=1) if spec.scoring.aggregate == "mean" else err.max(axis=1)
+        if observed is not None:  # mostly guesses: the model cannot judge that window
+            judged = ((~observed).sum(axis=1) <= MAX_GAP_SHARE * spec.window).all(axis=1)
+            stat = np.where(judged, stat, np.nan)
         expected = recon[:, -1] * spec.scale + spec.center
         return WindowErrors(stat, err, expected)
+
+    def _refine(self, scaled: np.ndarray, recon: np.ndarray, observed: np.ndarray) -> None:
+        """Windows with imputed values: replace those by the model's reconstruction, a few
+        times, so that a rough first guess does not distort the real values' reconstruction.
+        In place; only the (rare) windows with gaps are run again."""
+        holed = np.flatnonzero(~observed.all(axis=(1, 2)))
+        if holed.size == 0:
+            return
+        part, gaps = scaled[holed], ~observed[holed]
+        for _ in range(REFINE_STEPS):
+            part = np.where(gaps, recon[holed], part)
+            recon[holed] = self.reconstruct(part)
+        scaled[holed] = part
 
 
 @dataclass(slots=True)
@@ -120,13 +158,15 @@ class WindowState:
     model: str
     signals: tuple[str, ...]
     rows: np.ndarray
-    """(filled, k) the newest records, oldest first (at most `window`)."""
+    """(filled, k) the newest records, oldest first (at most `window`), gaps imputed."""
+    gaps: np.ndarray
+    """(filled, k) True where `rows` holds an imputed value."""
     smooth: float = float("nan")
 
     @classmethod
     def new(cls, model: OnnxAutoencoder) -> WindowState:
-        spec = model.spec
-        return cls(spec.label, spec.signals, np.empty((0, len(spec.signals))))
+        k = len(model.spec.signals)
+        return cls(model.label, model.spec.signals, np.empty((0, k)), np.zeros((0, k), bool))
 
     def fits(self, model: OnnxAutoencoder) -> bool:
         return self.model == model.label and self.signals == model.spec.signals
@@ -136,6 +176,7 @@ class WindowState:
             "model": self.model,
             "signals": list(self.signals),
             "rows": self.rows.tolist(),
+            "gaps": np.argwhere(self.gaps).tolist(),
             "smooth": None if np.isnan(self.smooth) else self.smooth,
         }
 
@@ -143,8 +184,13 @@ class WindowState:
     def from_json(cls, data: Mapping[str, Any]) -> WindowState:
         signals = tuple(str(s) for s in data["signals"])
         rows = np.asarray(data["rows"], dtype=np.float64).reshape(-1, len(signals))
+        gaps = np.zeros(rows.shape, dtype=bool)
+        for r, c in data.get("gaps", []):
+            gaps[r, c] = True
         smooth = data.get("smooth")
-        return cls(str(data["model"]), signals, rows, float("nan") if smooth is None else smooth)
+        return cls(
+            str(data["model"]), signals, rows, gaps, float("nan") if smooth is None else smooth
+        )
 
     def adopt(self, model: OnnxAutoencoder) -> WindowState:
         """The state for a new model version: same signals keep their buffered records."""
@@ -153,6 +199,7 @@ class WindowState:
         fresh = WindowState.new(model)
         if self.signals == model.spec.signals:
             fresh.rows = self.rows[-model.spec.window :]
+            fresh.gaps = self.gaps[-model.spec.window :]
         return fresh
 
 
@@ -184,7 +231,7 @@ def sequence_scores(model: OnnxAutoencoder, values: np.ndarray) -> tuple[np.ndar
     errors = model.errors(sliding(values, w))
     p = np.full(len(values), np.nan)
     per_signal = np.full(values.shape, np.nan)
-    p[w - 1 :] = model.spec.calibration.p(ewma(errors.stat, model.spec.scoring.alpha))
+    p[w - 1 :] = model.spec.calibration.p(ewma(errors.stat, model.spec.scoring.alpha)[0])
     per_signal[w - 1 :] = errors.per_signal
     return p, per_signal
 
@@ -207,31 +254,39 @@ def score_sources(
     model: OnnxAutoencoder,
     states: Sequence[WindowState],
     new_rows: Sequence[np.ndarray],
+    new_gaps: Sequence[np.ndarray],
 ) -> list[WindowScores]:
-    """Score every source's new records (imputed, (m, k) each) in one inference call.
+    """Score every source's new records ((m, k) each, imputed where `new_gaps`) in one
+    inference call.
 
     Updates each state's buffer and smoothed statistic in place.
     """
     spec = model.spec
     w, k = spec.window, len(spec.signals)
     windows: list[np.ndarray] = []
+    observed: list[np.ndarray] = []
     spans: list[tuple[int, int]] = []
-    histories: list[np.ndarray] = []
-    for state, rows in zip(states, new_rows, strict=True):
-        history = np.concatenate([state.rows, rows]) if len(state.rows) else rows
-        histories.append(history)
+    histories: list[tuple[np.ndarray, np.ndarray]] = []
+    for state, rows, gaps in zip(states, new_rows, new_gaps, strict=True):
+        history = np.concatenate([state.rows, rows])
+        holes = np.concatenate([state.gaps, gaps])
+        histories.append((history, holes))
         # Windows end at each new record that has w - 1 records before it.
         first_end = max(len(state.rows), w - 1)
         ends = max(len(history) - first_end, 0)
         if ends:
             windows.append(sliding(history[first_end - w + 1 :], w))
+            observed.append(sliding(~holes[first_end - w + 1 :], w))
         spans.append((len(rows) - ends, ends))
     stacked = np.concatenate(windows) if windows else np.empty((0, w, k))
-    errors = model.errors(stacked)
+    seen = np.concatenate(observed) if observed else np.empty((0, w, k), dtype=bool)
+    errors = model.errors(stacked, seen)
     shares = errors.share
     out: list[WindowScores] = []
     at = 0
-    for state, rows, history, (skip, ends) in zip(states, new_rows, histories, spans, strict=True):
+    for state, rows, (history, holes), (skip, ends) in zip(
+        states, new_rows, histories, spans, strict=True
+    ):
         m = len(rows)
         stat = np.full(m, np.nan)
         share = np.full((m, k), np.nan)
@@ -240,9 +295,8 @@ def score_sources(
         share[skip:] = shares[at : at + ends]
         expected[skip:] = errors.expected[at : at + ends]
         at += ends
-        smoothed = ewma(stat, spec.scoring.alpha, state.smooth)
-        if ends:
-            state.smooth = float(smoothed[-1])
+        smoothed, state.smooth = ewma(stat, spec.scoring.alpha, state.smooth)
         state.rows = history[-w:].copy()
+        state.gaps = holes[-w:].copy()
         out.append(WindowScores(spec.calibration.p(smoothed), share, expected))
     return out

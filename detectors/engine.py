@@ -204,7 +204,7 @@ class Scorer:
         """
         if self.models is None:
             return {}
-        jobs: dict[str, list[tuple[int, list[int], np.ndarray]]] = {}
+        jobs: dict[str, list[tuple[int, list[int], np.ndarray, np.ndarray]]] = {}
         served: dict[str, OnnxAutoencoder] = {}
         for j, group in enumerate(groups):
             model = self.models.for_source(group.source)
@@ -230,17 +230,21 @@ class Scorer:
                 if col is not None:
                     fallback[:, c] = out["expected"][steps, int(offsets[j]) + col]
             last = state.window.rows[-1] if len(state.window.rows) else np.full(len(cols), np.nan)
+            gaps = np.isnan(rows)
             impute(rows, fallback, last, spec.center)
-            jobs.setdefault(spec.label, []).append((j, steps, rows))
+            jobs.setdefault(spec.label, []).append((j, steps, rows, gaps))
             served[spec.label] = model
         result: dict[int, tuple[OnnxAutoencoder, list[int], WindowScores]] = {}
         for label, items in jobs.items():
             model = served[label]
-            states = [groups[j].state.window for j, _, _ in items]
+            states = [groups[j].state.window for j, *_ in items]
             scores = score_sources(
-                model, [s for s in states if s is not None], [rows for *_, rows in items]
+                model,
+                [s for s in states if s is not None],
+                [rows for _, _, rows, _ in items],
+                [gaps for *_, gaps in items],
             )
-            for (j, steps, _), verdict in zip(items, scores, strict=True):
+            for (j, steps, *_), verdict in zip(items, scores, strict=True):
                 result[j] = (model, steps, verdict)
         return result
 

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from mode import Service
 
 from detectors.engine import Scorer, ScoringConfig
+from detectors.models import ModelBook
 from streams.checkpoints import Checkpoints, report_lag
 from streams.codec import Limits
 from streams.continuity import GapGuard, KafkaOffsets
@@ -162,13 +163,15 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     )
     output = OutputProducer(settings)
     app.service(output)  # type: ignore[arg-type]
+    models = ModelBook(settings.models_dir)
     scorer = Scorer(
         ScoringConfig(
             target_fap=settings.target_fap,
             warmup=settings.warmup,
             learn_gate=settings.learn_gate,
             realert_after=settings.realert_after,
-        )
+        ),
+        models=models,
     )
     processor = Processor(
         scorer,
@@ -179,6 +182,19 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         metrics,
     )
     metrics.threshold.set(settings.threshold)
+
+    def publish_models() -> None:
+        metrics.set_models([(m.spec.name, m.spec.version) for m in models.models.values()])
+
+    publish_models()
+
+    @app.timer(settings.models_refresh)  # type: ignore[untyped-decorator]
+    async def refresh_models() -> None:
+        """New or retrained models are swapped in between micro-batches: no record is lost."""
+        async with checkpoints.lock:
+            changed = await asyncio.to_thread(models.refresh)
+        if changed:
+            publish_models()
 
     @app.task  # type: ignore[untyped-decorator]
     async def mark_ready() -> None:

@@ -124,10 +124,16 @@ class Metrics:
             registry=r,
         )
         self.build.labels(version=_version(), python=platform.python_version()).set(1)
-        self.model.labels(name="none", version="").set(1)
+        self.set_models([])
         for outcome in ("scored", "dead_lettered", "replayed"):
             self.records.labels(outcome=outcome)
         self._warming: set[str] = set()
+
+    def set_models(self, loaded: list[tuple[str, str]]) -> None:
+        """(name, version) of every model the worker serves; `none` when it serves none."""
+        self.model.clear()
+        for name, version in loaded or [("none", "")]:
+            self.model.labels(name=name, version=version).set(1)
 
     def serve(self, port: int) -> ThreadingHTTPServer | None:
         """Answer `/metrics`, `/healthz`, `/readyz` on `port` from a thread (0 = do not serve)."""

@@ -53,7 +53,10 @@ class Settings(BaseSettings):
     realert_after: int = Field(
         100, ge=0, description="records before a source alerts again without escalating"
     )
-    models_dir: Path = Path("models")
+    models_dir: Path = Field(Path("models"), description="model directories (train --out here)")
+    models_refresh: float = Field(
+        5.0, gt=0.0, le=3600.0, description="seconds between looks for new or changed models"
+    )
     data_dir: Path = Path(".anomstream")
 
     # Micro-batching and limits

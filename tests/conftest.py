@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 from streams.brokers import KAFKA_VERSION, TANSU_VERSION
+from tests.coupled import coupled, write_csv
+
+MODEL_WINDOW = 16
 
 
 def pytest_report_header() -> str:
     lane = os.environ.get("ANOMSTREAM_TEST_BROKER", "tansu")
     name = {"kafka": f"Apache Kafka {KAFKA_VERSION} (KRaft)", "tansu": f"Tansu {TANSU_VERSION}"}
     return f"anomstream broker lane: {name.get(lane, lane)}"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small autoencoder really trained (Keras), exported (ONNX) and calibrated, once per run.
+
+    Tests that only serve it (detectors, streams) never import TensorFlow themselves.
+    """
+    from streams.csvdata import read_table
+    from training.train import TrainOptions, train
+
+    root = tmp_path_factory.mktemp("models")
+    data = write_csv(root / "coupled.csv", coupled(1600, seed=1))
+    options = TrainOptions(window=MODEL_WINDOW, kind="dense", epochs=40, train_fraction=0.7)
+    train(read_table(data), root / "coupled", options)
+    return root / "coupled"

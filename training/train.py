@@ -260,7 +260,7 @@ def _validation_stats(served: OnnxAutoencoder, data: _Data) -> tuple[np.ndarray,
     history = data.values[data.split - w + 1 :]
     windows = sliding(history, w, 1)
     errors = served.errors(windows)
-    stat = ewma(errors.stat, served.spec.scoring.alpha)
+    stat, _ = ewma(errors.stat, served.spec.scoring.alpha)
     labels = data.labels[data.split - w + 1 :].astype(np.float32)
     clean = sliding(labels[:, None], w, 1).max(axis=(1, 2)) == 0
     return stat, clean
@@ -313,7 +313,11 @@ def _describe(
     }
     if search:
         info["search"] = search
-    body = orjson.dumps(replace(spec, info=info).to_json(), option=orjson.OPT_SORT_KEYS)
+    # The version hashes what the model computes: network, scaler, calibration, settings;
+    # not when or where it was made, so retraining the same data with the same seed gives the
+    # same version.
+    content = {k: v for k, v in replace(spec, info={}).to_json().items() if k != "name"}
+    body = orjson.dumps(content, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
     version = hashlib.sha256(onnx_bytes + body).hexdigest()[:8]
     return replace(spec, name=options.name or out.name, version=version, info=info)
 

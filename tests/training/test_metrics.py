@@ -87,7 +87,7 @@ def test_segments_hand_cases():
 
 
 def test_segments_returns_python_ints():
-    (start, end), = segments([0, 1, 1])
+    ((start, end),) = segments([0, 1, 1])
     assert type(start) is int and type(end) is int
 
 
@@ -174,8 +174,20 @@ def test_report_hand_case_and_json_safe():
     scores = np.array([0.9, 0.2, 0.8, 0.7, 0.1, 0.1, 0.1, 0.3, 0.1, 0.1])
     r = report(LABELS, scores, PRED)
     assert set(r) == {
-        "precision", "recall", "f1", "far", "mar", "event_recall", "pr_auc",
-        "tp", "fp", "fn", "tn", "rows", "anomalies", "events",
+        "precision",
+        "recall",
+        "f1",
+        "far",
+        "mar",
+        "event_recall",
+        "pr_auc",
+        "tp",
+        "fp",
+        "fn",
+        "tn",
+        "rows",
+        "anomalies",
+        "events",
     }
     assert (r["tp"], r["fp"], r["fn"], r["tn"]) == (2, 1, 2, 5)
     assert r["rows"] == 10

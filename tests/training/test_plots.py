@@ -128,7 +128,10 @@ def test_signal_errors(tmp_path, series, with_labels):
     errors[:20] = np.nan
     errors[50, 1] = np.nan
     out = plot_signal_errors(
-        times, errors, signals, tmp_path / "sub" / "errors.png",
+        times,
+        errors,
+        signals,
+        tmp_path / "sub" / "errors.png",
         labels=labels if with_labels else None,
     )
     assert_png(out)

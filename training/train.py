@@ -131,7 +131,8 @@ def train(
     if parity > PARITY_TOLERANCE:
         raise TrainError(f"onnxruntime and Keras disagree by {parity:.2e} (> {PARITY_TOLERANCE})")
     spec = _calibrate(data, options, served)
-    spec = _describe(spec, table, data, options, out, history, search)
+    weights = hashlib.sha256(b"".join(w.tobytes() for w in net.get_weights())).digest()
+    spec = _describe(spec, table, data, options, out, history, search, weights)
     (out / SPEC_FILE).write_bytes(orjson.dumps(spec.to_json(), option=orjson.OPT_INDENT_2))
     _plot(served.with_spec(spec), data, table, options, out, history)
     return Trained(
@@ -290,8 +291,8 @@ def _describe(
     out: Path,
     history: dict[str, list[float]],
     search: dict[str, Any],
+    weights: bytes,
 ) -> ModelSpec:
-    onnx_bytes = (out / MODEL_FILE).read_bytes()
     info: dict[str, Any] = {
         "kind": options.kind,
         "target_fap": options.target_fap,
@@ -313,12 +314,12 @@ def _describe(
     }
     if search:
         info["search"] = search
-    # The version hashes what the model computes: network, scaler, calibration, settings;
-    # not when or where it was made, so retraining the same data with the same seed gives the
-    # same version.
+    # The version hashes what the model computes: weights, scaler, calibration, settings; not
+    # when or where it was made (nor the ONNX file, whose tensor names count up per process),
+    # so retraining the same data with the same seed gives the same version.
     content = {k: v for k, v in replace(spec, info={}).to_json().items() if k != "name"}
     body = orjson.dumps(content, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-    version = hashlib.sha256(onnx_bytes + body).hexdigest()[:8]
+    version = hashlib.sha256(weights + body).hexdigest()[:8]
     return replace(spec, name=options.name or out.name, version=version, info=info)
 
 

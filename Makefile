@@ -8,7 +8,7 @@ PYTEST := $(BIN)/python -m pytest
 TEST_TIMEOUT ?= 900
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-tansu test-kafka lint kafka bench bench-nab bench-throughput bench-memory clean
+.PHONY: help install demo test test-unit test-tansu test-kafka lint kafka bench bench-nab bench-skab bench-throughput bench-memory clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "anomstream needs Python >= 3.11, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install anomstream with its dev tools
+install: $(STAMP) ## create .venv and install anomstream with its dev and training tools
 
 demo: $(STAMP) ## embedded broker + worker + synthetic plant with injected anomalies (60 s)
 	$(BIN)/anomstream demo
@@ -51,10 +51,13 @@ test-kafka: $(STAMP) ## integration and reliability tiers on Apache Kafka (KRaft
 kafka: $(STAMP) ## fetch Apache Kafka's jars from Maven Central into the cache (once)
 	$(BIN)/python -m streams.brokers fetch
 
-bench: bench-nab bench-throughput bench-memory ## all benchmarks
+bench: bench-nab bench-skab bench-throughput bench-memory ## all benchmarks
 
 bench-nab: $(STAMP) ## NAB v1.1 with the stream's detector suite, beside the published scoreboard (DATA=dir)
 	$(BIN)/python -m bench.nab.runner $${DATA:+--data $$DATA}
+
+bench-skab: $(STAMP) ## SKAB valve1: train on each file's first 400 rows, score the rest (DATA=dir)
+	$(BIN)/python -m bench.skab.runner $${DATA:+--data $$DATA}
 
 bench-throughput: $(STAMP) ## throughput and latency of the worker (BROKER=kafka|tansu|host:port)
 	$(BIN)/python -m bench.throughput --broker $${BROKER:-kafka}

@@ -1,0 +1,157 @@
+"""SKAB valve1 with the product's own train and detect path (`make bench-skab`).
+
+The protocol of `../shared/bench/README.md`: per file, train on the first 400 rows (assumed
+normal), score the rest, sum one confusion matrix over the files. Training is `anomstream train`
+with its default recipe (no per-file tuning, no labels); scoring is the stream's scorer (the
+univariate suite + the autoencoder + fusion) fed every row in order, so the 400 training rows
+also warm the univariate detectors. The autoencoder's own verdict is printed beside the fused
+one, and the serving cost per record.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from bench.datasets import bench_root
+from detectors.autoencoder import OnnxAutoencoder
+from detectors.engine import ScoringConfig
+from detectors.offline import score_records, scorer_for
+from streams.csvdata import Table, read_table
+from training.metrics import Confusion, confusion
+
+TRAIN_ROWS = 400
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+BOARD = {  # README of waico/SKAB at the pinned commit: outlier detection, all 34 files
+    "Conv-AE": (0.78, 13.55, 28.02),
+    "MSET": (0.78, 39.73, 14.13),
+    "T-squared+Q (PCA)": (0.76, 26.62, 24.92),
+    "LSTM-AE": (0.74, 29.96, 25.92),
+    "T-squared": (0.66, 19.21, 42.6),
+    "Vanilla AE": (0.39, 2.59, 75.15),
+    "Isolation forest": (0.29, 2.56, 82.89),
+}
+
+
+def valve_files(root: Path) -> list[Path]:
+    folder = root / "skab" / "data" / "valve1"
+    files = sorted(folder.glob("*.csv"), key=lambda p: int(p.stem))
+    if not files:
+        raise FileNotFoundError(f"no SKAB valve1 files in {folder}")
+    return files
+
+
+def head(table: Table, n: int) -> Table:
+    """The first `n` rows: what `anomstream train --train-rows` would see of a file."""
+    return replace(
+        table,
+        times=table.times[:n],
+        ts_text=table.ts_text[:n],
+        sources=table.sources[:n],
+        values=table.values[:n],
+        labels=None if table.labels is None else table.labels[:n],
+    )
+
+
+def serving_cost(model: OnnxAutoencoder, sources: int = 256) -> float:
+    """Microseconds per record for the autoencoder's part of a micro-batch: one window per
+    source per record, batched across sources as the stream does."""
+    rng = np.random.default_rng(0)
+    k, w = len(model.spec.signals), model.spec.window
+    windows = rng.standard_normal((sources, w, k)) * model.spec.scale + model.spec.center
+    observed = np.ones(windows.shape, dtype=bool)
+    model.errors(windows, observed)
+    started = time.perf_counter()
+    rounds = 20
+    for _ in range(rounds):
+        model.errors(windows, observed)
+    return (time.perf_counter() - started) / (rounds * sources) * 1e6
+
+
+@click.command()
+@click.option("--data", type=click.Path(path_type=Path), help="benchmark data folder")
+@click.option("--files", type=int, help="only the first N files (a quick look)")
+def main(data: Path | None, files: int | None) -> None:
+    """Train and score every valve1 file; print F1 / FAR / MAR beside the leaderboard."""
+    from training.train import TrainOptions, train
+
+    try:
+        paths = valve_files(bench_root(data))
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    paths = paths[:files] if files else paths
+    console = Console()
+    fused, alone = Confusion(0, 0, 0, 0), Confusion(0, 0, 0, 0)
+    per_file: list[dict[str, float | str]] = []
+    seconds = 0.0
+    options = TrainOptions(name="skab")
+    model: OnnxAutoencoder | None = None
+    with tempfile.TemporaryDirectory() as scratch:
+        for path in paths:
+            table = read_table(path, label_col="anomaly", ignore=("changepoint",))
+            started = time.monotonic()
+            done = train(head(table, TRAIN_ROWS), Path(scratch) / path.stem, options)
+            seconds += time.monotonic() - started
+            model = OnnxAutoencoder.load(done.directory)
+            config = ScoringConfig(target_fap=options.target_fap)
+            scored = score_records(scorer_for(model, config), table.records())[TRAIN_ROWS:]
+            assert table.labels is not None
+            truth = table.labels[TRAIN_ROWS:]
+            mine = confusion(truth, np.array([r.is_anomaly for r in scored]))
+            p = np.array([1.0 if r.model_p is None else r.model_p for r in scored])
+            theirs = confusion(truth, p <= config.target_fap)
+            fused, alone = fused + mine, alone + theirs
+            per_file.append({"file": path.name, "f1": mine.f1, "far": mine.far, "mar": mine.mar})
+            console.print(
+                f"{path.name:>7}: F1 {mine.f1:.3f} FAR {100 * mine.far:5.1f} % "
+                f"MAR {100 * mine.mar:5.1f} %   autoencoder alone F1 {theirs.f1:.3f} "
+                f"FAR {100 * theirs.far:5.1f} %   ({done.seconds:.1f} s)"
+            )
+        assert model is not None
+        cost = serving_cost(model)
+        size = (model.spec.path.parent / "model.onnx").stat().st_size if model.spec.path else 0
+    table_out = RichTable(
+        title=f"SKAB valve1, {len(paths)} files, test part after row {TRAIN_ROWS}"
+    )
+    for column in ("detector", "F1", "FAR %", "MAR %"):
+        table_out.add_column(column, justify="left" if column == "detector" else "right")
+    for name, c in (("anomstream (suite + autoencoder)", fused), ("anomstream autoencoder", alone)):
+        table_out.add_row(
+            name, f"{c.f1:.2f}", f"{100 * c.far:.2f}", f"{100 * c.mar:.2f}", style="bold"
+        )
+    for name, (f1, far, mar) in BOARD.items():
+        table_out.add_row(f"{name} (all SKAB)", f"{f1:.2f}", f"{far:.2f}", f"{mar:.2f}")
+    console.print(table_out)
+    console.print(
+        f"training {seconds / len(paths):.1f} s per file; autoencoder serving {cost:.1f} us per "
+        f"record (batches of 256 windows); model.onnx {size / 1024:.0f} KiB; "
+        f"recipe: {options.kind}, window {options.window}, alpha {options.alpha}, "
+        f"target_fap {options.target_fap:g}"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "skab.json").write_text(
+        json.dumps(
+            {
+                "fused": {"f1": fused.f1, "far": fused.far, "mar": fused.mar},
+                "autoencoder": {"f1": alone.f1, "far": alone.far, "mar": alone.mar},
+                "files": per_file,
+                "train_seconds_per_file": seconds / len(paths),
+                "us_per_record": cost,
+                "model_bytes": size,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -177,8 +177,23 @@ def tail(
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--summary-json", type=click.Path(path_type=Path), help="also write the summary here")
 @click.option("--no-live", is_flag=True, help="no live view (for logs and CI)")
+@click.option(
+    "--model-cache",
+    type=click.Path(path_type=Path),
+    default=Path(".anomstream/demo-models"),
+    show_default=True,
+    help="where the demo's autoencoder is trained once and kept",
+)
+@click.option("--no-model", is_flag=True, help="univariate detectors only (no autoencoder)")
 def demo(
-    duration: float, rate: float, sources: int, seed: int, summary_json: Path | None, no_live: bool
+    duration: float,
+    rate: float,
+    sources: int,
+    seed: int,
+    summary_json: Path | None,
+    no_live: bool,
+    model_cache: Path,
+    no_model: bool,
 ) -> None:
     """Embedded broker + worker + a synthetic plant with injected anomalies; prints a summary."""
     from streams.demo import Summary, print_summary, run_demo
@@ -189,7 +204,17 @@ def demo(
     console = Console()
     summary = Summary(duration_s=duration)
     try:
-        asyncio.run(run_demo(summary, rate, sources, seed, console=console, live=not no_live))
+        asyncio.run(
+            run_demo(
+                summary,
+                rate,
+                sources,
+                seed,
+                console=console,
+                live=not no_live,
+                model_cache=None if no_model else model_cache,
+            )
+        )
     except KeyboardInterrupt:
         summary.interrupted = True
     print_summary(summary, console)

@@ -27,6 +27,7 @@ from rich.text import Text
 
 from streams.brokers import TansuBroker, free_port
 from streams.clients import start_consumer, start_producer
+from streams.demo_model import demo_model
 from streams.plant import Plant, iso, judge
 from streams.settings import Settings, load_settings
 from streams.tail import format_event
@@ -60,6 +61,8 @@ class Summary:
     latency_p99_ms: float | None = None
     worker_ready_s: float = 0.0
     interrupted: bool = False
+    model: str | None = None
+    """Label of the autoencoder the worker served (None: univariate suite only)."""
     pids: list[int] = field(default_factory=list)
     """Broker and worker processes it started (all stopped when it returns)."""
 
@@ -74,6 +77,7 @@ class _Live:
     seen: set[tuple[str, str]] = field(default_factory=set)
     duplicates: int = 0
     malformed: int = 0
+    model: str | None = None
 
 
 async def run_demo(
@@ -84,6 +88,7 @@ async def run_demo(
     console: Console | None = None,
     live: bool = True,
     workdir: Path | None = None,
+    model_cache: Path | None = None,
 ) -> None:
     """Run the demo, filling `summary` as it goes (so Ctrl-C still leaves one to print)."""
     console = console or Console()
@@ -93,6 +98,7 @@ async def run_demo(
             workdir = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="anomstream-demo-"))
             )
+        models = None if model_cache is None else demo_model(model_cache, seed, console)
         console.print(f"[dim]starting the embedded broker (Tansu) in {workdir}[/]")
         broker = stack.enter_context(TansuBroker(workdir / "broker"))
         env = worker_env(
@@ -102,6 +108,7 @@ async def run_demo(
             app_id="anomstream-demo",
             idempotence=False,
             log_level="warn",
+            models_dir=str(models if models is not None else workdir / "no-models"),
         )
         settings = load_settings(environ=env)
         topics = await ensure_topics(settings, wait=30)
@@ -202,6 +209,7 @@ async def _consume(
                         continue
                     state.seen.add(key)
                     state.scores += 1
+                    state.model = msg.get("model") or state.model
                     if key in sent_at:
                         state.latencies.append(now - sent_at[key])
                 elif tp.topic == anomalies:
@@ -254,6 +262,7 @@ def _fill(summary: Summary, plant: Plant, state: _Live, started: float, elapsed:
     summary.dead_letters = state.dead
     summary.malformed_sent = state.malformed
     summary.events = len(state.events)
+    summary.model = state.model
     summary.produce_rate = state.produced / max(min(elapsed, plant.duration), 1e-9)
     if state.latencies:
         summary.latency_p50_ms = float(np.percentile(state.latencies, 50) * 1e3)
@@ -263,10 +272,22 @@ def _fill(summary: Summary, plant: Plant, state: _Live, started: float, elapsed:
     ]
     verdict = judge(plant.schedule(), events, started)
     for inj, delay in verdict.detected.items():
-        summary.injected.append({**asdict(inj), "detected": delay is not None, "delay_s": delay})
+        by = _found_by(inj, state.events, started) if delay is not None else []
+        summary.injected.append(
+            {**asdict(inj), "detected": delay is not None, "delay_s": delay, "by": by}
+        )
     summary.detected = sum(1 for d in verdict.detected.values() if d is not None)
     summary.false_alarm_events = verdict.false_alarms
     summary.false_alarm_episodes = verdict.false_episodes
+
+
+def _found_by(inj: Any, events: list[dict[str, Any]], started: float) -> list[str]:
+    """What fired in the first event inside an injection: `signal/kind` or `autoencoder`."""
+    for event in events:
+        t = _epoch(event["ts"]) - started
+        if event["source"] == inj.source and inj.start - 0.05 <= t <= inj.end + 3.0:
+            return list(event.get("detectors", []))[:3]
+    return []
 
 
 def _epoch(ts_text: str) -> float:
@@ -293,7 +314,7 @@ def print_summary(summary: Summary, console: Console) -> None:
     table.add_row("anomaly events", str(summary.events))
     for inj in summary.injected:
         found = (
-            f"[green]detected[/] after {inj['delay_s']:.2f} s"
+            f"[green]detected[/] after {inj['delay_s']:.2f} s by {', '.join(inj['by']) or '?'}"
             if inj["detected"]
             else "[red]missed[/]"
         )
@@ -314,6 +335,8 @@ def print_summary(summary: Summary, console: Console) -> None:
     table.add_row("worker ready after", f"{summary.worker_ready_s:.1f} s")
     if summary.interrupted:
         table.add_row("interrupted", "yes (Ctrl-C)")
+    if summary.model:
+        table.add_row("autoencoder", summary.model)
     console.print(table)
 
 

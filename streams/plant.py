@@ -36,6 +36,8 @@ class Plant:
     seed: int = 7
     warm_fraction: float = 0.35
     """No anomaly before this share of the duration: the detectors warm up first."""
+    inject: bool = True
+    """False: the plant running normally (the demo's model trains on that)."""
 
     @property
     def names(self) -> list[str]:
@@ -47,6 +49,8 @@ class Plant:
 
     def schedule(self) -> list[Injection]:
         """Each kind once, spread over the sources and the time after warm-up."""
+        if not self.inject:
+            return []
         first = self.duration * self.warm_fraction
         slot = (self.duration * 0.92 - first) / len(KINDS)
         plan = {

@@ -182,6 +182,11 @@ def read_table(
         if unknown:
             raise CsvError(f"signal column(s) {', '.join(unknown)} not in {path}")
         spec = CsvLayout(spec.delimiter, spec.time, spec.source, spec.label, tuple(signals))
+    else:
+        numeric = _numeric_columns(path, spec)
+        if not numeric:
+            raise CsvError(f"{path}: no numeric column to use as a signal")
+        spec = CsvLayout(spec.delimiter, spec.time, spec.source, spec.label, numeric)
     times: list[float] = []
     texts: list[str] = []
     sources: list[str] = []
@@ -209,6 +214,28 @@ def read_table(
         np.asarray(values, dtype=np.float64).reshape(len(times), -1),
         None if label_array is None else label_array.astype(np.int8),
     )
+
+
+def _numeric_columns(path: Path, spec: CsvLayout, probe: int = 200) -> tuple[str, ...]:
+    """Signal columns whose first `probe` non-empty cells are all numbers (text columns such as
+    a status or a site name are not signals)."""
+    numeric = dict.fromkeys(spec.signals, False)
+    text: set[str] = set()
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, delimiter=spec.delimiter, skipinitialspace=True)
+        for i, row in enumerate(reader):
+            if i >= probe:
+                break
+            for name in spec.signals:
+                cell = (row.get(name) or "").strip()
+                if not cell or cell.lower() in {"nan", "null", "na"}:
+                    continue
+                try:
+                    float(cell)
+                    numeric[name] = True
+                except ValueError:
+                    text.add(name)
+    return tuple(n for n, ok in numeric.items() if ok and n not in text)
 
 
 def _labels_from(path: Path, n: int) -> np.ndarray:

@@ -143,7 +143,7 @@ def anomstream(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("content", "flags", "needle"),
     [
-        ("timestamp,name\n2026-01-01 00:00:00,x\n", [], "not a number"),
+        ("timestamp,name\n2026-01-01 00:00:00,x\n", [], "no numeric column"),
         ("timestamp\n2026-01-01 00:00:00\n", [], "no signal columns"),
         (None, ["--label-col", "nope"], "label column 'nope' not in the header"),
         (None, ["--window", "64"], "too few"),

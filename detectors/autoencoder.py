@@ -120,13 +120,14 @@ class OnnxAutoencoder:
         if observed is not None:
             self._refine(scaled, recon, observed)
         tail = slice(spec.window - spec.scoring.span, spec.window)
-        square = np.square(recon[:, tail] - scaled[:, tail])
+        residual = recon[:, tail] - scaled[:, tail]
+        size = np.abs(residual) if spec.scoring.norm == "l1" else np.square(residual)
         if observed is None:
-            err = square.mean(axis=1)
+            err = size.mean(axis=1)
         else:
             seen = observed[:, tail]
             count = seen.sum(axis=1)
-            err = np.where(count > 0, (square * seen).sum(axis=1) / np.maximum(count, 1), np.nan)
+            err = np.where(count > 0, (size * seen).sum(axis=1) / np.maximum(count, 1), np.nan)
         err = err / spec.error_scale
         if observed is not None:
             err = np.where(np.isnan(err), 1.0, err)

@@ -42,10 +42,18 @@ class ErrorCalibration:
     """P(statistic > anchor) among normal windows."""
     xi: float
     sigma: float
+    inflate: float = 1.0
+    """Scale of deployment's normal statistics against the fitted ones: a model fitted on a
+    short stretch meets a wider normal later (slow drift, other operating points), and its
+    in-sample errors are optimistic. p(s) is read at s / inflate."""
 
     @classmethod
     def fit(
-        cls, stats: np.ndarray, tail: float = 0.1, xi_limits: tuple[float, float] = (0.0, 0.25)
+        cls,
+        stats: np.ndarray,
+        tail: float = 0.1,
+        xi_limits: tuple[float, float] = (0.0, 0.25),
+        inflate: float = 1.0,
     ) -> ErrorCalibration:
         """Fit on statistics of normal windows (NaN ignored)."""
         values = np.sort(np.asarray(stats, dtype=np.float64)[np.isfinite(stats)])
@@ -61,11 +69,11 @@ class ErrorCalibration:
         ratio = m1 * m1 / var if var > 0 else 1.0
         xi = float(np.clip(0.5 * (1.0 - ratio), *xi_limits)) if excess.size >= 10 else 0.0
         sigma = 0.5 * m1 * (1.0 + ratio) if excess.size >= 10 else m1
-        return cls(tuple(float(v) for v in body), anchor, tail, xi, max(sigma, 1e-12))
+        return cls(tuple(float(v) for v in body), anchor, tail, xi, max(sigma, 1e-12), inflate)
 
     def p(self, stat: np.ndarray) -> np.ndarray:
         """P(a normal statistic >= stat); 1 where stat is NaN."""
-        stat = np.asarray(stat, dtype=np.float64)
+        stat = np.asarray(stat, dtype=np.float64) / self.inflate
         grid = np.asarray(self.grid)
         probs = np.linspace(1.0, self.tail, GRID)
         body = np.interp(stat, grid, probs, left=1.0, right=self.tail)
@@ -82,11 +90,11 @@ class ErrorCalibration:
         """The statistic whose tail probability is `p`."""
         if p >= self.tail:
             probs = np.linspace(1.0, self.tail, GRID)
-            return float(np.interp(-p, -probs, np.asarray(self.grid)))
+            return self.inflate * float(np.interp(-p, -probs, np.asarray(self.grid)))
         ratio = math.log(self.tail / p)
         if abs(self.xi) < 1e-9:
-            return self.anchor + self.sigma * ratio
-        return self.anchor + self.sigma * math.expm1(self.xi * ratio) / self.xi
+            return self.inflate * (self.anchor + self.sigma * ratio)
+        return self.inflate * (self.anchor + self.sigma * math.expm1(self.xi * ratio) / self.xi)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +103,7 @@ class ErrorCalibration:
             "tail": self.tail,
             "xi": self.xi,
             "sigma": self.sigma,
+            "inflate": self.inflate,
         }
 
     @classmethod
@@ -108,6 +117,7 @@ class ErrorCalibration:
             float(data["tail"]),
             float(data["xi"]),
             float(data["sigma"]),
+            float(data.get("inflate", 1.0)),
         )
 
 
@@ -121,8 +131,12 @@ class Scoring:
     """Over signals: `mean` or `max` of the per-signal normalised errors."""
     alpha: float = 1.0
     """EWMA weight of the newest statistic (1 = no smoothing)."""
+    norm: str = "l1"
+    """Per-signal error: `l1` mean absolute or `l2` mean squared residual over the span."""
 
     def __post_init__(self) -> None:
+        if self.norm not in {"l1", "l2"}:
+            raise ValueError(f"norm must be l1 or l2, not {self.norm!r}")
         if self.aggregate not in {"mean", "max"}:
             raise ValueError(f"aggregate must be mean or max, not {self.aggregate!r}")
         if not 0.0 < self.alpha <= 1.0:
@@ -172,6 +186,7 @@ class ModelSpec:
                 "span": self.scoring.span,
                 "aggregate": self.scoring.aggregate,
                 "alpha": self.scoring.alpha,
+                "norm": self.scoring.norm,
             },
             "calibration": self.calibration.to_json(),
             "sources": list(self.sources),

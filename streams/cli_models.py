@@ -75,14 +75,19 @@ def load_csv(
     help="model directory to write, e.g. models/pumps",
 )
 @csv_options
-@click.option("--window", type=click.IntRange(4, 4096), default=32, show_default=True)
+@click.option("--window", type=click.IntRange(2, 4096), default=10, show_default=True)
 @click.option("--stride", type=click.IntRange(1, 4096), default=1, show_default=True)
-@click.option("--kind", type=click.Choice(["conv", "dense"]), default="conv", show_default=True)
+@click.option(
+    "--kind", type=click.Choice(["linear", "dense", "conv"]), default="linear", show_default=True
+)
+@click.option(
+    "--latent", type=click.IntRange(1), help="code size (default: 30 % of window x signals)"
+)
 @click.option("--train-rows", type=click.IntRange(1), help="first N rows train, the rest validates")
 @click.option(
     "--train-fraction",
     type=click.FloatRange(0.05, 0.95),
-    default=0.8,
+    default=0.9,
     show_default=True,
     help="share of rows that train (when --train-rows is not given)",
 )
@@ -112,6 +117,7 @@ def train(
     window: int,
     stride: int,
     kind: str,
+    latent: int | None,
     train_rows: int | None,
     train_fraction: float,
     target_fap: float,
@@ -131,6 +137,7 @@ def train(
         window=window,
         stride=stride,
         kind=kind,
+        latent=latent,
         train_rows=train_rows,
         train_fraction=train_fraction,
         target_fap=target_fap,

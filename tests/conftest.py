@@ -30,6 +30,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("models")
     data = write_csv(root / "coupled.csv", coupled(1600, seed=1))
-    options = TrainOptions(window=MODEL_WINDOW, kind="dense", epochs=40, train_fraction=0.7)
+    # inflate 1: this data is stationary, so the calibration can be checked as it is
+    options = TrainOptions(
+        window=MODEL_WINDOW, kind="dense", epochs=40, train_fraction=0.7, inflate=1.0
+    )
     train(read_table(data), root / "coupled", options)
     return root / "coupled"

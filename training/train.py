@@ -38,9 +38,9 @@ from streams.csvdata import Table
 from training import metrics, plots
 from training import model as nets
 
-MIN_ERROR_SCALE = 1e-4
-"""Floor of a signal's normal error (scaled units squared): a signal the model reproduces
-perfectly must not turn a tiny wobble into a huge error."""
+MIN_ERROR = 1e-4
+"""Floor of a signal's normal error (scaled units): a signal the model reproduces perfectly
+must not turn a tiny wobble into a huge error."""
 PARITY_TOLERANCE = 1e-5
 
 
@@ -52,22 +52,30 @@ class TrainError(ValueError):
 class TrainOptions:
     """Every knob of `anomstream train` (defaults: the recipe measured on SKAB, see README)."""
 
-    window: int = 32
+    window: int = 10
     stride: int = 1
-    kind: str = "conv"
-    latent: int = 8
+    kind: str = "linear"
+    latent: int | None = None
+    """Code size (default: 30 % of window x signals)."""
     train_rows: int | None = None
-    train_fraction: float = 0.8
+    train_fraction: float = 0.9
     target_fap: float = 1e-3
     epochs: int = 60
-    batch_size: int = 32
-    patience: int = 6
+    batch_size: int = 64
+    patience: int = 5
+    learning_rate: float | None = None
+    """Adam's step (default: 1e-2 for the linear kind, 1e-3 for the others)."""
     seed: int = 0
     span: int | None = None
     """Newest steps of a window whose error counts (default: the whole window)."""
     aggregate: str = "mean"
-    alpha: float = 1.0
-    tail: float = 0.1
+    alpha: float = 0.2
+    norm: str = "l1"
+    tail: float = 0.01
+    """Share of normal windows above the tail anchor: below it p is read off the empirical
+    distribution (measured steadier on SKAB than a fitted tail), beyond it a fitted tail."""
+    inflate: float = 1.6
+    """Normal errors in deployment are taken this much wider than on the training windows."""
     sources: tuple[str, ...] = ("*",)
     name: str | None = None
     search: bool = False
@@ -206,7 +214,10 @@ def _fit(
     valid = _normal_windows(data, scaled, options.window)
     if len(valid) == 0:
         raise TrainError("no anomaly-free window in the validation part to stop training on")
-    net = nets.build(options.kind, options.window, len(data.signals), options.latent)
+    k = len(data.signals)
+    latent = options.latent or max(1, round(0.3 * options.window * k))
+    rate = options.learning_rate or (1e-2 if options.kind == "linear" else 1e-3)
+    net = nets.build(options.kind, options.window, k, latent, rate)
     callbacks: list[Any] = [
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=options.patience, restore_best_weights=True
@@ -248,36 +259,28 @@ def _spec(data: _Data, options: TrainOptions, error_scale: np.ndarray) -> ModelS
         center=data.center,
         scale=data.scale,
         error_scale=error_scale,
-        scoring=Scoring(options.span or options.window, options.aggregate, options.alpha),
+        scoring=Scoring(
+            options.span or options.window, options.aggregate, options.alpha, options.norm
+        ),
         calibration=placeholder,
         sources=options.sources,
     )
 
 
-def _validation_stats(served: OnnxAutoencoder, data: _Data) -> tuple[np.ndarray, np.ndarray]:
-    """The smoothed statistic of every validation row (as the stream would see it) and a mask
-    of rows whose window holds no labelled anomaly."""
-    w = served.spec.window
-    history = data.values[data.split - w + 1 :]
-    windows = sliding(history, w, 1)
-    errors = served.errors(windows)
-    stat, _ = ewma(errors.stat, served.spec.scoring.alpha)
-    labels = data.labels[data.split - w + 1 :].astype(np.float32)
-    clean = sliding(labels[:, None], w, 1).max(axis=(1, 2)) == 0
-    return stat, clean
-
-
 def _calibrate(data: _Data, options: TrainOptions, draft: OnnxAutoencoder) -> ModelSpec:
+    """Each signal's error scale from the windows the network was fitted on; the calibration
+    from the smoothed statistic of every anomaly-free window, in time order as the stream sees
+    them (training and validation part), widened by `inflate`."""
     w = options.window
-    history = data.values[data.split - w + 1 :]
-    labels = data.labels[data.split - w + 1 :].astype(np.float32)
-    clean = sliding(labels[:, None], w, 1).max(axis=(1, 2)) == 0
-    per_signal = draft.errors(sliding(history, w, 1)).per_signal[clean]
-    error_scale = np.maximum(per_signal.mean(axis=0), MIN_ERROR_SCALE)
+    windows = sliding(data.values, w)
+    ends = np.arange(w - 1, len(data.values))
+    clean = sliding(data.labels[:, None].astype(np.float32), w).max(axis=(1, 2)) == 0
+    per_signal = draft.errors(windows).per_signal
+    error_scale = np.maximum(per_signal[(ends < data.split) & clean].mean(axis=0), MIN_ERROR)
     spec = _spec(data, options, error_scale)
-    stat, clean = _validation_stats(draft.with_spec(spec), data)
+    stat, _ = ewma(draft.with_spec(spec).errors(windows).stat, options.alpha)
     try:
-        calibration = ErrorCalibration.fit(stat[clean], tail=options.tail)
+        calibration = ErrorCalibration.fit(stat[clean], tail=options.tail, inflate=options.inflate)
     except ModelError as exc:
         raise TrainError(str(exc)) from None
     return replace(spec, calibration=calibration)

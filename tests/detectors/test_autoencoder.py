@@ -160,6 +160,11 @@ def test_calibration_reads_tail_probabilities_beyond_the_sample() -> None:
     grid = np.linspace(0, 20, 200)
     assert np.all(np.diff(cal.p(grid)) <= 1e-15)
     assert cal.p(np.array([np.nan]))[0] == 1.0
+    # inflating widens the normal range by that factor, everywhere
+    wide = ErrorCalibration.fit(sample, inflate=1.6)
+    for p in (0.5, 1e-2, 1e-4):
+        assert wide.threshold(p) == pytest.approx(1.6 * cal.threshold(p))
+        assert wide.p(np.array([1.6 * cal.threshold(p)]))[0] == pytest.approx(p, rel=1e-6)
 
 
 def test_serving_never_imports_tensorflow() -> None:

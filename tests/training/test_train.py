@@ -120,6 +120,7 @@ def test_search_with_labels_records_its_choice(tmp_path: Path) -> None:
         "span": chosen["window"],
         "aggregate": "mean",
         "alpha": chosen["alpha"],
+        "norm": "l1",
     }
     assert Scoring(**spec["scoring"]).alpha == chosen["alpha"]
 

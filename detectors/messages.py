@@ -119,9 +119,12 @@ def anomaly_event(
     model_made_it = by_model(scored)
     ranked = contributions(scored.signals, model_made_it)[:MAX_EVENT_SIGNALS]
     fired: list[str] = [AUTOENCODER] if model_made_it else []
-    for s, share in ranked:
-        if share > 0 and not model_made_it:
-            fired.extend(f"{s.name}/{kind}" for kind in (s.fired or (s.detector,)))
+    if not model_made_it:
+        for s, share in ranked:
+            if share > 0:
+                fired.extend(f"{s.name}/{kind}" for kind in s.fired)
+        if not fired and ranked:  # only the fusion of several signals crossed: name the first
+            fired.append(f"{ranked[0][0].name}/{ranked[0][0].detector}")
     event: dict[str, Any] = {
         "id": event_id(rec.source, rec.ts_text, "score"),
         "source": rec.source,

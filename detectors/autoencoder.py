@@ -240,12 +240,15 @@ def sequence_scores(model: OnnxAutoencoder, values: np.ndarray) -> tuple[np.ndar
 def impute(rows: np.ndarray, fallback: np.ndarray, last: np.ndarray, center: np.ndarray) -> None:
     """Fill missing values in place: the detectors' expected value, else the last one, else the
     training centre. The record is flagged `missing` by the scorer."""
+    holed = np.isnan(rows).any(axis=1)
+    if not holed.any():
+        return
     for t in range(len(rows)):
         row = rows[t]
-        gap = np.isnan(row)
-        if not gap.any():
+        if not holed[t]:
             last = row
             continue
+        gap = np.isnan(row)
         guess = np.where(np.isnan(fallback[t]), last, fallback[t])
         row[gap] = np.where(np.isnan(guess), center, guess)[gap]
         last = row
@@ -283,8 +286,9 @@ def score_sources(
     seen = np.concatenate(observed) if observed else np.empty((0, w, k), dtype=bool)
     errors = model.errors(stacked, seen)
     shares = errors.share
-    out: list[WindowScores] = []
-    at = 0
+    smoothed_all = np.full(sum(len(r) for r in new_rows), np.nan)
+    parts: list[tuple[int, np.ndarray, np.ndarray]] = []
+    at = start = 0
     for state, rows, (history, holes), (skip, ends) in zip(
         states, new_rows, histories, spans, strict=True
     ):
@@ -296,8 +300,13 @@ def score_sources(
         share[skip:] = shares[at : at + ends]
         expected[skip:] = errors.expected[at : at + ends]
         at += ends
-        smoothed, state.smooth = ewma(stat, spec.scoring.alpha, state.smooth)
+        smoothed_all[start : start + m], state.smooth = ewma(stat, spec.scoring.alpha, state.smooth)
+        parts.append((start, share, expected))
+        start += m
         state.rows = history[-w:].copy()
         state.gaps = holes[-w:].copy()
-        out.append(WindowScores(spec.calibration.p(smoothed), share, expected))
-    return out
+    p_all = spec.calibration.p(smoothed_all)  # one call for every source: it has a fixed cost
+    return [
+        WindowScores(p_all[first : first + len(share)], share, expected)
+        for first, share, expected in parts
+    ]

@@ -4,7 +4,9 @@ Every subdirectory with a `model.json` and a `model.onnx` is a model; its `sourc
 which sources it serves (the first match by directory name wins). `refresh()` looks for new,
 changed or removed directories; the scorer calls it between micro-batches, so a model dropped in
 by `anomstream train` is picked up without a restart and without losing a record. A directory
-that cannot be loaded is reported and skipped; the models already loaded keep serving.
+that cannot be loaded is reported and skipped; the models already loaded keep serving. A model is
+(re)loaded when its `model.json` changes: training writes it last and atomically, so a model
+being retrained keeps being served as it was until its new description lands.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ class ModelBook:
         self.root = root
         self.models: dict[str, OnnxAutoencoder] = {}
         self.errors: dict[str, str] = {}
-        self._stamps: dict[str, tuple[float, float]] = {}
+        self._stamps: dict[str, float] = {}
+        """Directory -> mtime of the `model.json` it was loaded from."""
         self._lookup: dict[str, OnnxAutoencoder | None] = {}
         for model in models or []:
             self.models[model.spec.name] = model
@@ -43,14 +46,12 @@ class ModelBook:
         """Reload what changed on disk; True when the set of models changed."""
         if self.root is None or not self.root.is_dir():
             return False
-        seen: dict[str, tuple[float, float]] = {}
+        seen: dict[str, float] = {}
         changed = False
         for directory in sorted(p for p in self.root.iterdir() if p.is_dir()):
             try:
-                stamp = (
-                    (directory / SPEC_FILE).stat().st_mtime,
-                    (directory / MODEL_FILE).stat().st_mtime,
-                )
+                stamp = (directory / SPEC_FILE).stat().st_mtime
+                (directory / MODEL_FILE).stat()
             except FileNotFoundError:
                 continue  # not a model directory (or one being written)
             seen[directory.name] = stamp

@@ -13,6 +13,7 @@ the stream will compute, not what Keras computed.
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -141,7 +142,10 @@ def train(
     spec = _calibrate(data, options, served)
     weights = hashlib.sha256(b"".join(w.tobytes() for w in net.get_weights())).digest()
     spec = _describe(spec, table, data, options, out, history, search, weights)
-    (out / SPEC_FILE).write_bytes(orjson.dumps(spec.to_json(), option=orjson.OPT_INDENT_2))
+    # Last and atomic: a worker watching this directory loads the new network only with it.
+    draft = out / (SPEC_FILE + ".tmp")
+    draft.write_bytes(orjson.dumps(spec.to_json(), option=orjson.OPT_INDENT_2))
+    os.replace(draft, out / SPEC_FILE)
     _plot(served.with_spec(spec), data, table, options, out, history)
     return Trained(
         spec,

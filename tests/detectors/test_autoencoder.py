@@ -124,6 +124,11 @@ def test_the_book_picks_up_new_and_removed_models_and_survives_a_broken_one(
     assert book.refresh()
     found = book.for_source("x")
     assert found is not None and found.label == model.label
+    # a retrain in progress: the network is being rewritten, its description not yet
+    (root / "a" / "model.onnx").write_bytes(b"half a network")
+    assert not book.refresh()
+    still = book.for_source("x")
+    assert still is not None and still.label == model.label
     broken = root / "b"
     broken.mkdir()
     (broken / "model.onnx").write_bytes(b"not onnx")

@@ -71,6 +71,11 @@ class OnnxAutoencoder:
         self.spec = spec
         self.session = session
         self.input_name = session.get_inputs()[0].name
+        w = spec.window
+        self._center = np.tile(spec.center, w)
+        self._inv_scale = np.tile(1.0 / spec.scale, w)
+        self._pool = 1.0 / (spec.scoring.span * spec.error_scale)
+        """Summed span errors -> mean per step, in each signal's normal-error units."""
 
     @classmethod
     def open(cls, spec: ModelSpec, onnx_model: Path | bytes) -> OnnxAutoencoder:
@@ -113,30 +118,53 @@ class OnnxAutoencoder:
         not count in the error, so a gap is not mistaken for an anomaly. A signal without a real
         value in the span counts as its normal error (1); a window that is mostly guesses gets
         no statistic (NaN: the smoothing skips it, its p is 1).
+
+        Whole windows are computed flat, (n, window * k): numpy broadcasting over a last axis of
+        a few signals was most of the cost.
+        Windows with imputed values are then redone with the mask (the same numbers for a window
+        whatever else is in the batch: scores must not depend on batching).
         """
         spec = self.spec
-        scaled = (windows - spec.center) / spec.scale
-        recon = self.reconstruct(scaled).astype(np.float64)
+        n, w, k = windows.shape
+        scaled = (windows.reshape(n, w * k) - self._center) * self._inv_scale
+        recon = self.reconstruct(scaled.reshape(n, w, k)).reshape(n, w * k).astype(np.float64)
+        residual = recon - scaled
+        size = np.abs(residual, out=residual) if spec.scoring.norm == "l1" else residual**2
+        # Sum the span's steps slice by slice: the same operations for a window whatever the
+        # batch size (a matrix product's blocking changes the last bits with the row count).
+        first = w - spec.scoring.span
+        err = size[:, first * k : (first + 1) * k].copy()
+        for step in range(first + 1, w):
+            err += size[:, step * k : (step + 1) * k]
+        err *= self._pool
+        expected = recon[:, (w - 1) * k :] * spec.scale + spec.center
+        holed = np.empty(0, dtype=np.intp)
         if observed is not None:
-            self._refine(scaled, recon, observed)
+            holed = np.flatnonzero(~observed.reshape(n, w * k).all(axis=1))
+            if holed.size:
+                err[holed], expected[holed] = self._masked(
+                    scaled.reshape(n, w, k)[holed], recon.reshape(n, w, k)[holed], observed[holed]
+                )
+        stat = err.mean(axis=1) if spec.scoring.aggregate == "mean" else err.max(axis=1)
+        if holed.size and observed is not None:  # mostly guesses: the model cannot judge
+            judged = ((~observed[holed]).sum(axis=1) <= MAX_GAP_SHARE * w).all(axis=1)
+            stat[holed] = np.where(judged, stat[holed], np.nan)
+        return WindowErrors(stat, err, expected)
+
+    def _masked(
+        self, scaled: np.ndarray, recon: np.ndarray, observed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-signal errors over the real values only, after refining the imputed ones."""
+        spec = self.spec
+        self._refine(scaled, recon, observed)
         tail = slice(spec.window - spec.scoring.span, spec.window)
         residual = recon[:, tail] - scaled[:, tail]
         size = np.abs(residual) if spec.scoring.norm == "l1" else np.square(residual)
-        if observed is None:
-            err = size.mean(axis=1)
-        else:
-            seen = observed[:, tail]
-            count = seen.sum(axis=1)
-            err = np.where(count > 0, (size * seen).sum(axis=1) / np.maximum(count, 1), np.nan)
-        err = err / spec.error_scale
-        if observed is not None:
-            err = np.where(np.isnan(err), 1.0, err)
-        stat = err.mean(axis=1) if spec.scoring.aggregate == "mean" else err.max(axis=1)
-        if observed is not None:  # mostly guesses: the model cannot judge that window
-            judged = ((~observed).sum(axis=1) <= MAX_GAP_SHARE * spec.window).all(axis=1)
-            stat = np.where(judged, stat, np.nan)
-        expected = recon[:, -1] * spec.scale + spec.center
-        return WindowErrors(stat, err, expected)
+        seen = observed[:, tail]
+        count = seen.sum(axis=1)
+        err = np.where(count > 0, (size * seen).sum(axis=1) / np.maximum(count, 1), np.nan)
+        err = np.where(np.isnan(err), 1.0, err / spec.error_scale)
+        return err, recon[:, -1] * spec.scale + spec.center
 
     def _refine(self, scaled: np.ndarray, recon: np.ndarray, observed: np.ndarray) -> None:
         """Windows with imputed values: replace those by the model's reconstruction, a few
@@ -267,10 +295,10 @@ def score_sources(
     """
     spec = model.spec
     w, k = spec.window, len(spec.signals)
-    windows: list[np.ndarray] = []
-    observed: list[np.ndarray] = []
+    ends_at: list[np.ndarray] = []
     spans: list[tuple[int, int]] = []
     histories: list[tuple[np.ndarray, np.ndarray]] = []
+    base = 0
     for state, rows, gaps in zip(states, new_rows, new_gaps, strict=True):
         history = np.concatenate([state.rows, rows])
         holes = np.concatenate([state.gaps, gaps])
@@ -278,35 +306,41 @@ def score_sources(
         # Windows end at each new record that has w - 1 records before it.
         first_end = max(len(state.rows), w - 1)
         ends = max(len(history) - first_end, 0)
-        if ends:
-            windows.append(sliding(history[first_end - w + 1 :], w))
-            observed.append(sliding(~holes[first_end - w + 1 :], w))
+        ends_at.append(base + np.arange(first_end, first_end + ends))
         spans.append((len(rows) - ends, ends))
-    stacked = np.concatenate(windows) if windows else np.empty((0, w, k))
-    seen = np.concatenate(observed) if observed else np.empty((0, w, k), dtype=bool)
+        base += len(history)
+    # Every window of every source in one gather from the concatenated histories.
+    index = np.concatenate(ends_at)[:, None] + np.arange(1 - w, 1)
+    stacked = np.concatenate([h for h, _ in histories])[index]
+    seen = ~np.concatenate([g for _, g in histories])[index]
     errors = model.errors(stacked, seen)
-    shares = errors.share
-    smoothed_all = np.full(sum(len(r) for r in new_rows), np.nan)
-    parts: list[tuple[int, np.ndarray, np.ndarray]] = []
-    at = start = 0
-    for state, rows, (history, holes), (skip, ends) in zip(
-        states, new_rows, histories, spans, strict=True
-    ):
-        m = len(rows)
-        stat = np.full(m, np.nan)
-        share = np.full((m, k), np.nan)
-        expected = np.full((m, k), np.nan)
-        stat[skip:] = errors.stat[at : at + ends]
-        share[skip:] = shares[at : at + ends]
-        expected[skip:] = errors.expected[at : at + ends]
-        at += ends
-        smoothed_all[start : start + m], state.smooth = ewma(stat, spec.scoring.alpha, state.smooth)
-        parts.append((start, share, expected))
-        start += m
+    # Lay every source's new records out as columns of a (steps x sources) grid: the windows
+    # fill the ends of the columns, and the smoothing runs one step at a time across sources.
+    lengths = np.array([len(r) for r in new_rows])
+    skips = np.array([skip for skip, _ in spans])
+    rows_at = np.concatenate([np.arange(skip, m) for skip, m in zip(skips, lengths, strict=True)])
+    cols_at = np.repeat(np.arange(len(states)), lengths - skips)
+    grid = np.full((int(lengths.max(initial=0)), len(states)), np.nan)
+    grid[rows_at, cols_at] = errors.stat
+    smooth = np.array([state.smooth for state in states])
+    alpha = spec.scoring.alpha
+    for t in range(len(grid)):
+        value = grid[t]
+        fresh = np.isnan(smooth)
+        smooth = np.where(
+            np.isnan(value), smooth, np.where(fresh, value, smooth + alpha * (value - smooth))
+        )
+        grid[t] = np.where(np.isnan(value), np.nan, smooth)
+    p_grid = spec.calibration.p(grid)  # one call for every source: it has a fixed cost
+    share_grid = np.full((*grid.shape, k), np.nan)
+    share_grid[rows_at, cols_at] = errors.share
+    expected_grid = np.full((*grid.shape, k), np.nan)
+    expected_grid[rows_at, cols_at] = errors.expected
+    out = []
+    for j, (state, (history, holes)) in enumerate(zip(states, histories, strict=True)):
+        m = int(lengths[j])
+        state.smooth = float(smooth[j])
         state.rows = history[-w:].copy()
         state.gaps = holes[-w:].copy()
-    p_all = spec.calibration.p(smoothed_all)  # one call for every source: it has a fixed cost
-    return [
-        WindowScores(p_all[first : first + len(share)], share, expected)
-        for first, share, expected in parts
-    ]
+        out.append(WindowScores(p_grid[:m, j], share_grid[:m, j], expected_grid[:m, j]))
+    return out

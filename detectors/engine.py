@@ -119,15 +119,6 @@ def _finite_or_none(values: np.ndarray) -> list[list[float | None]]:
     return out
 
 
-def _model_view(
-    at: tuple[float, list[float], list[float | None]] | None, col: int | None
-) -> tuple[float | None, float | None]:
-    """(reconstruction, contribution) of one signal, when the model scored it."""
-    if at is None or col is None:
-        return None, None
-    return at[2][col], at[1][col]
-
-
 def episode_id(source: str, ts_text: str) -> str:
     """Deterministic id of the episode that opened at `ts_text`."""
     return blake2b(f"{source}|{ts_text}".encode(), digest_size=10).hexdigest()
@@ -204,45 +195,56 @@ class Scorer:
         """
         if self.models is None:
             return {}
-        jobs: dict[str, list[tuple[int, list[int], np.ndarray, np.ndarray]]] = {}
-        served: dict[str, OnnxAutoencoder] = {}
+        served: dict[str, tuple[OnnxAutoencoder, list[int]]] = {}
         for j, group in enumerate(groups):
             model = self.models.for_source(group.source)
             state = group.state
             if model is None:
                 state.window = None
                 continue
-            spec = model.spec
             state.window = (
                 WindowState.new(model) if state.window is None else state.window.adopt(model)
             )
-            steps = [t for t in range(len(group.rows)) if not late[t, j]]
-            # The batch's (steps x series) matrix already holds the values: take this source's
-            # columns in the model's order; a signal the source never sent stays missing.
-            cols = [state.index.get(name) for name in spec.signals]
-            known = [c for c, col in enumerate(cols) if col is not None]
-            series = [int(offsets[j]) + col for col in cols if col is not None]
-            rows = np.full((len(steps), len(cols)), np.nan)
-            fallback = np.full_like(rows, np.nan)
-            if known:
-                rows[:, known] = values[np.ix_(steps, series)]
-                fallback[:, known] = out["expected"][np.ix_(steps, series)]
-            last = state.window.rows[-1] if len(state.window.rows) else np.full(len(cols), np.nan)
-            gaps = np.isnan(rows)
-            impute(rows, fallback, last, spec.center)
-            jobs.setdefault(spec.label, []).append((j, steps, rows, gaps))
-            served[spec.label] = model
+            served.setdefault(model.label, (model, []))[1].append(j)
         result: dict[int, tuple[OnnxAutoencoder, list[int], WindowScores]] = {}
-        for label, items in jobs.items():
-            model = served[label]
-            states = [groups[j].state.window for j, *_ in items]
-            scores = score_sources(
-                model,
-                [s for s in states if s is not None],
-                [rows for _, _, rows, _ in items],
-                [gaps for *_, gaps in items],
-            )
-            for (j, steps, *_), verdict in zip(items, scores, strict=True):
+        for model, members in served.values():
+            spec = model.spec
+            k = len(spec.signals)
+            # The batch's (steps x series) matrix already holds the values: one gather takes
+            # every member source's columns in the model's order (-1: never sent, missing).
+            cols = np.full((len(members), k), -1, dtype=np.intp)
+            for a, j in enumerate(members):
+                index, base = groups[j].state.index, int(offsets[j])
+                for c, name in enumerate(spec.signals):
+                    col = index.get(name)
+                    if col is not None:
+                        cols[a, c] = base + col
+            flat = cols.ravel()
+            known = flat >= 0
+            taken = np.full((len(values), flat.size), np.nan)
+            taken[:, known] = values[:, flat[known]]
+            expected = np.full_like(taken, np.nan)
+            expected[:, known] = out["expected"][:, flat[known]]
+            block = taken.reshape(-1, len(members), k)
+            guess = expected.reshape(-1, len(members), k)
+            all_steps, all_rows, all_gaps = [], [], []
+            for a, j in enumerate(members):
+                n = len(groups[j].rows)
+                in_order = ~late[:n, j]
+                rows, fallback = block[:n, a][in_order], guess[:n, a][in_order]
+                gaps = np.isnan(rows)
+                if gaps.any():
+                    window = groups[j].state.window
+                    last = window.rows[-1] if window is not None and len(window.rows) else None
+                    impute(
+                        rows, fallback, np.full(k, np.nan) if last is None else last, spec.center
+                    )
+                all_steps.append(np.flatnonzero(in_order).tolist())
+                all_rows.append(rows)
+                all_gaps.append(gaps)
+            states = [groups[j].state.window for j in members]
+            scores = score_sources(model, [s for s in states if s is not None], all_rows, all_gaps)
+            for j, steps, verdict in zip(members, all_steps, scores, strict=True):
                 result[j] = (model, steps, verdict)
         return result
 
@@ -391,13 +393,17 @@ class Scorer:
         upper = _finite_or_none(out["upper"][: len(group.rows), cols])
         index = state.index
         model_label = None if window is None else window[0].label
-        model_cols: dict[str, int] = {}
-        model_at: dict[int, tuple[float, list[float], list[float | None]]] = {}
-        model_only: tuple[str, ...] = ()
+        model_col = [-1] * width
+        """Source signal index -> the model's column (-1: the model does not use it)."""
+        model_at: dict[int, tuple[float, list[float], list[float]]] = {}
+        tested = list(names)
         if window is not None:
             model, steps, verdict = window
-            model_cols = {name: c for c, name in enumerate(model.spec.signals)}
-            model_only = tuple(name for name in model_cols if name not in index)
+            for c, name in enumerate(model.spec.signals):
+                if name in index:
+                    model_col[index[name]] = c
+                else:
+                    tested.append(name)  # the model needs it, the source never sent it
             ready = np.isfinite(verdict.expected).any(axis=1)
             # One more test per record: Šidák over the suite's and the model's p, for the
             # whole group at once (per record, numpy's scalar overhead dominated).
@@ -405,7 +411,7 @@ class Scorer:
             fused = out["p_rec"][: len(group.rows), j].copy()
             fused[at] = sidak(np.minimum(fused[at], verdict.p[ready]), 2)
             p_rec = fused.tolist()
-            shares, recon = verdict.share.tolist(), _finite_or_none(verdict.expected)
+            shares, recon = verdict.share.tolist(), verdict.expected.tolist()
             for r, (t, p_model) in enumerate(zip(steps, verdict.p.tolist(), strict=True)):
                 if ready[r]:
                     model_at[t] = (p_model, shares[r], recon[r])
@@ -426,6 +432,7 @@ class Scorer:
                     fired = tuple(
                         k for k, hit in zip(kinds, fired_mask[t, :, c], strict=True) if hit
                     )
+                mc = -1 if at_t is None else model_col[c]
                 signals.append(
                     SignalResult(
                         name,
@@ -438,7 +445,8 @@ class Scorer:
                         1.0 - best_p_t[c],
                         fired,
                         p_t[c],
-                        *_model_view(at_t, model_cols.get(name)),
+                        at_t[2][mc] if at_t is not None and mc >= 0 else None,
+                        at_t[1][mc] if at_t is not None and mc >= 0 else None,
                     )
                 )
             p = p_rec[t]
@@ -450,7 +458,7 @@ class Scorer:
                 is_anomaly=anomalous,
                 warming_up=warming[t],
                 late=is_late[t],
-                missing=[n for n in (*names, *model_only) if n not in present],
+                missing=[n for n in tested if n not in present],
                 signals=signals,
                 model=model_label,
                 model_p=None if at_t is None else at_t[0],

@@ -80,16 +80,18 @@ def stream_cost(model: OnnxAutoencoder, sources: int = 100, steps: int = 220) ->
         for i in range(steps)
         for j in range(sources)
     ]
-    timings = []
-    for served in (None, model):
-        scorer = scorer_for(served, ScoringConfig())
-        states: dict[str, SourceState] = {}
-        scorer.score_batch(recs[: 20 * sources], states)  # past the first-value paths
-        started = time.perf_counter()
-        for a in range(20 * sources, len(recs), 2000):
-            scorer.score_batch(recs[a : a + 2000], states)
-        timings.append((time.perf_counter() - started) / (len(recs) - 20 * sources) * 1e6)
-    return timings[1] - timings[0]
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(3):  # the difference of two ~80 us figures: take each one's best of three
+        for with_model in (False, True):
+            scorer = scorer_for(model if with_model else None, ScoringConfig())
+            states: dict[str, SourceState] = {}
+            scorer.score_batch(recs[: 20 * sources], states)  # past the first-value paths
+            started = time.perf_counter()
+            for a in range(20 * sources, len(recs), 2000):
+                scorer.score_batch(recs[a : a + 2000], states)
+            spent = (time.perf_counter() - started) / (len(recs) - 20 * sources) * 1e6
+            best[with_model] = min(best[with_model], spent)
+    return best[True] - best[False]
 
 
 def serving_cost(model: OnnxAutoencoder, sources: int = 256) -> float:
@@ -117,7 +119,8 @@ def serving_cost(model: OnnxAutoencoder, sources: int = 256) -> float:
     show_default=True,
     help="false-alarm probability per record (the one knob; also given to train)",
 )
-def main(data: Path | None, files: int | None, target_fap: float) -> None:
+@click.option("--seed", type=int, default=0, show_default=True, help="training seed")
+def main(data: Path | None, files: int | None, target_fap: float, seed: int) -> None:
     """Train and score every valve1 file; print F1 / FAR / MAR beside the leaderboard."""
     from training.train import TrainOptions, train
 
@@ -130,7 +133,7 @@ def main(data: Path | None, files: int | None, target_fap: float) -> None:
     fused, alone = Confusion(0, 0, 0, 0), Confusion(0, 0, 0, 0)
     per_file: list[dict[str, float | str]] = []
     seconds = 0.0
-    options = TrainOptions(name="skab", target_fap=target_fap)
+    options = TrainOptions(name="skab", target_fap=target_fap, seed=seed)
     sweep: dict[float, list[Confusion]] = {t: [Confusion(0, 0, 0, 0)] * 2 for t in SWEEP}
     model: OnnxAutoencoder | None = None
     with tempfile.TemporaryDirectory() as scratch:
@@ -189,7 +192,7 @@ def main(data: Path | None, files: int | None, target_fap: float) -> None:
         f"target_fap {options.target_fap:g}"
     )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "skab.json").write_text(
+    (RESULTS / ("skab.json" if seed == 0 else f"skab_seed{seed}.json")).write_text(
         json.dumps(
             {
                 "target_fap": target_fap,

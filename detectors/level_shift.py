@@ -27,14 +27,14 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.protocol import Raw
-from detectors.state import State, new_state
+from detectors.state import Init, State, new_state
 
 
 @dataclass(frozen=True, slots=True)
 class LevelShift:
     kind: ClassVar[str] = "level_shift"
     state_version: ClassVar[int] = 1
-    fields: ClassVar[dict[str, float]] = {"n": 0.0, "fast": 0.0, "slow": 0.0, "var": 0.0}
+    fields: ClassVar[dict[str, Init]] = {"n": 0.0, "fast": 0.0, "slow": 0.0, "var": 0.0}
 
     fast: int = 20
     slow: int = 1000

@@ -22,14 +22,14 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.protocol import Raw
-from detectors.state import State, new_state
+from detectors.state import Init, State, new_state
 
 
 @dataclass(frozen=True, slots=True)
 class Persist:
     kind: ClassVar[str] = "persist"
     state_version: ClassVar[int] = 1
-    fields: ClassVar[dict[str, float]] = {"n": 0.0, "mean": 0.0, "var": 0.0}
+    fields: ClassVar[dict[str, Init]] = {"n": 0.0, "mean": 0.0, "var": 0.0}
 
     span: int = 200
     clip: float = 6.0

@@ -20,7 +20,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from detectors.calibration import Calibration
-from detectors.state import State
+from detectors.state import Init, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +43,8 @@ class Detector(Protocol):
 
     kind: ClassVar[str]
     state_version: ClassVar[int]
-    fields: ClassVar[dict[str, float]]
-    """State field names and their initial values."""
+    fields: ClassVar[dict[str, Init]]
+    """State field names and their initial values (`(value, width)`: a row of numbers)."""
 
     def new_state(self, n: int) -> State:
         """Initial state of `n` series."""

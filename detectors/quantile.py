@@ -34,7 +34,7 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.protocol import Raw
-from detectors.state import State, new_state
+from detectors.state import Init, State, new_state
 
 RARE_JUMP = 0.1
 """Largest step on a rare value, in scales (so that early, large gains do not overshoot)."""
@@ -61,7 +61,7 @@ def sa_quantile(
 class QuantileBand:
     kind: ClassVar[str] = "quantile"
     state_version: ClassVar[int] = 1
-    fields: ClassVar[dict[str, float]] = {
+    fields: ClassVar[dict[str, Init]] = {
         "n": 0.0,
         "med": 0.0,
         "lo": 0.0,

@@ -11,6 +11,7 @@ from detectors.level_shift import LevelShift
 from detectors.persist import Persist
 from detectors.protocol import Detector
 from detectors.quantile import Iqr, QuantileBand
+from detectors.seasonal import Seasonal
 from detectors.spike import Spike
 from detectors.stuck import Stuck
 
@@ -21,6 +22,7 @@ REGISTRY: dict[str, Callable[[], Detector]] = {
     LevelShift.kind: LevelShift,
     QuantileBand.kind: QuantileBand,
     Iqr.kind: Iqr,
+    Seasonal.kind: Seasonal,
 }
 
 BAND_DETECTOR = Persist.kind

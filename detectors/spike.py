@@ -22,7 +22,7 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.protocol import Raw
-from detectors.state import State, new_state
+from detectors.state import Init, State, new_state
 
 MAD_TO_SD = 1.2533  # mean absolute deviation -> standard deviation for a normal distribution
 
@@ -31,7 +31,7 @@ MAD_TO_SD = 1.2533  # mean absolute deviation -> standard deviation for a normal
 class Spike:
     kind: ClassVar[str] = "spike"
     state_version: ClassVar[int] = 1
-    fields: ClassVar[dict[str, float]] = {"n": 0.0, "prev": np.nan, "dmean": 0.0, "dmad": 0.0}
+    fields: ClassVar[dict[str, Init]] = {"n": 0.0, "prev": np.nan, "dmean": 0.0, "dmad": 0.0}
 
     span: int = 200
     clip: float = 6.0

@@ -18,9 +18,19 @@ Snapshot = dict[str, list[float] | list[list[float]]]
 """One source's rows of a `State`, JSON-safe."""
 
 
-def new_state(fields: Mapping[str, float], n: int) -> State:
+Init = float | tuple[float, int]
+"""A field's initial value; `(value, width)` for a field of `width` numbers per series."""
+
+
+def new_state(fields: Mapping[str, Init], n: int) -> State:
     """A state of `n` series with every field set to its initial value."""
-    return {name: np.full(n, init, dtype=np.float64) for name, init in fields.items()}
+    out: State = {}
+    for name, init in fields.items():
+        if isinstance(init, tuple):
+            out[name] = np.full((n, init[1]), init[0], dtype=np.float64)
+        else:
+            out[name] = np.full(n, init, dtype=np.float64)
+    return out
 
 
 def concat(states: Sequence[State]) -> State:
@@ -40,7 +50,7 @@ def split(state: State, sizes: Sequence[int]) -> list[State]:
     return parts
 
 
-def extend(state: State, fields: Mapping[str, float], n: int) -> State:
+def extend(state: State, fields: Mapping[str, Init], n: int) -> State:
     """Append `n` fresh series (a source gained signals)."""
     fresh = new_state(fields, n)
     return {k: np.concatenate([state[k], fresh[k]]) for k in fields}
@@ -51,7 +61,7 @@ def to_snapshot(state: State) -> Snapshot:
     return {k: v.tolist() for k, v in state.items()}
 
 
-def from_snapshot(snapshot: Mapping[str, object], fields: Mapping[str, float], n: int) -> State:
+def from_snapshot(snapshot: Mapping[str, object], fields: Mapping[str, Init], n: int) -> State:
     """Rebuild arrays from a snapshot, checking every field and length."""
     state: State = {}
     for name in fields:

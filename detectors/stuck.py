@@ -26,14 +26,14 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.protocol import Raw
-from detectors.state import State, new_state
+from detectors.state import Init, State, new_state
 
 
 @dataclass(frozen=True, slots=True)
 class Stuck:
     kind: ClassVar[str] = "stuck"
     state_version: ClassVar[int] = 2
-    fields: ClassVar[dict[str, float]] = {"n": 0.0, "prev": np.nan, "run": 0.0, "rep": 0.0}
+    fields: ClassVar[dict[str, Init]] = {"n": 0.0, "prev": np.nan, "run": 0.0, "rep": 0.0}
 
     max_repeat_rate: float = 0.01
     """Signals that repeat their last value more often than this (quantised, counts, idle

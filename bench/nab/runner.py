@@ -11,7 +11,7 @@ It also measures, with the same configuration, the false-alarm rate at `target_f
 anomaly-free data (NAB's artificialNoAnomaly, SKAB's anomaly-free file), the cost of the suite
 per signal value (100 sources x 8 signals) and the state size per signal.
 
-Usage: `python -m bench.nab.runner [--data DIR] [--out DIR] [--without KIND ...]`.
+Usage: `python -m bench.nab.runner [--data DIR] [--out DIR] [--without KIND ...] [--with KIND ...]`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from bench.nab import scorer as nab
 from detectors.engine import Scored, Scorer, ScoringConfig
 from detectors.protocol import Detector
 from detectors.records import Record
-from detectors.registry import default_suite
+from detectors.registry import REGISTRY, default_suite
 from detectors.source_state import SourceState
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -170,7 +170,12 @@ def category_scores(
 @click.option("--data", type=click.Path(path_type=Path), help="benchmark data root")
 @click.option("--out", type=click.Path(path_type=Path), help="where to write NAB result CSVs")
 @click.option("--without", multiple=True, help="leave a detector kind out (ablation)")
-def main(data: Path | None, out: Path | None, without: tuple[str, ...]) -> None:
+@click.option(
+    "--with", "extra", multiple=True, help="add a registered detector the stream does not run"
+)
+def main(
+    data: Path | None, out: Path | None, without: tuple[str, ...], extra: tuple[str, ...]
+) -> None:
     """Run the stream's detector stack over NAB and print the scores beside the scoreboard."""
     try:
         root = nab.nab_root(data)
@@ -180,7 +185,11 @@ def main(data: Path | None, out: Path | None, without: tuple[str, ...]) -> None:
     unknown = sorted(set(without) - {d.kind for d in default_suite()})
     if unknown:
         raise click.ClickException(f"unknown detector kind(s): {', '.join(unknown)}")
+    missing = sorted(set(extra) - set(REGISTRY))
+    if missing:
+        raise click.ClickException(f"unknown detector kind(s): {', '.join(missing)}")
     suite = [d for d in default_suite() if d.kind not in without]
+    suite += [REGISTRY[kind]() for kind in extra if kind not in {d.kind for d in suite}]
     config = ScoringConfig()
     files = load_corpus(root / "data")
     windows = nab.load_windows(root)
@@ -207,6 +216,7 @@ def main(data: Path | None, out: Path | None, without: tuple[str, ...]) -> None:
     for name in ("standard", "low FP", "low FN"):
         table.add_column(name, justify="right")
     label = "anomstream" + (f" (without {', '.join(without)})" if without else "")
+    label += f" (with {', '.join(extra)})" if extra else ""
     table.add_row(label, *(f"{corpus[p]['score']:.1f}" for p in PROFILES), style="bold")
     for name in BOARD:
         table.add_row(name, *(f"{published[name][p]:.1f}" for p in PROFILES))
@@ -227,7 +237,8 @@ def main(data: Path | None, out: Path | None, without: tuple[str, ...]) -> None:
         f"state {state_bytes:,.0f} bytes per signal"
     )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / ("nab.json" if not without else f"nab_without_{'_'.join(without)}.json")).write_text(
+    name = "nab" + "".join(f"_without_{k}" for k in without) + "".join(f"_with_{k}" for k in extra)
+    (RESULTS / f"{name}.json").write_text(
         json.dumps(
             {
                 "suite": [d.kind for d in suite],

@@ -321,6 +321,7 @@ class Scorer:
         starts = offsets[:-1]
         level = per_test_level(cfg.target_fap, n_det * sizes_arr[series_source])
         band_det = self.suite[self.band_index]
+        kinds = self.kinds
         out = {
             "p_det": np.ones((steps, n_det, n_series)),
             "p_sig": np.ones((steps, n_series)),
@@ -338,8 +339,19 @@ class Scorer:
             p_det = out["p_det"][t]
             warming = np.zeros(n_series, dtype=bool)
             for d, det in enumerate(self.suite):
-                p_det[d] = det.calibration.tail_probability(cal_states[d], raws[d].stat)
-                warming |= cal_states[d]["n"] < cfg.warmup
+                p = det.calibration.tail_probability(cal_states[d], raws[d].stat)
+                young = cal_states[d]["n"] < cfg.warmup
+                if getattr(det, "late_start", False):  # no verdict until its own warm-up ends
+                    p = np.where(young, 1.0, p)
+                else:
+                    warming |= young
+                p_det[d] = p
+            for d, det in enumerate(self.suite):  # a rhythm explains what level detectors see
+                for kind in getattr(det, "explains", ()):
+                    if kind in kinds:
+                        p_det[kinds.index(kind)] = np.where(
+                            np.isfinite(raws[d].stat), 1.0, p_det[kinds.index(kind)]
+                        )
             p_sig = np.where(present, sidak(p_det.min(axis=0), n_det), 1.0)
             out["p_sig"][t] = p_sig
             p_rec = sidak(np.minimum.reduceat(p_sig, starts), np.add.reduceat(present, starts))

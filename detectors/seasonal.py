@@ -42,6 +42,12 @@ BINS = 48
 class Seasonal:
     kind: ClassVar[str] = "seasonal"
     state_version: ClassVar[int] = 1
+    explains: ClassVar[tuple[str, ...]] = ("persist", "level_shift")
+    """Where it judges, a level that moves with the time of day is its business: these
+    detectors' verdicts on the same value are set aside (see `Scorer`)."""
+    late_start: ClassVar[bool] = True
+    """It starts judging days after a source appears: its own warm-up gives no verdict instead
+    of holding the whole source in warm-up (see `Scorer`)."""
     fields: ClassVar[dict[str, Init]] = {
         "t0": np.nan,  # first timestamp seen
         "level": 0.0,  # recent level (EWMA): the baseline the profile must beat
@@ -92,10 +98,13 @@ class Seasonal:
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
         b = self._bin(t)
         mean, dev, count = self._pick(st, b)
-        judged = self.active(st, t) & (count >= 2)
         with np.errstate(invalid="ignore", divide="ignore"):
-            stat = np.abs(x - mean) / (dev + 1e-9 * (np.abs(mean) + 1.0))
-        return Raw(np.where(judged, stat, np.nan), np.where(judged, mean, np.nan))
+            known = (count >= 12) & ((t - st["t0"]) >= self.period)
+            stat = np.where(known, np.abs(x - mean) / (dev + 1e-9 * (np.abs(mean) + 1.0)), np.nan)
+        judged = self.active(st, t) & known
+        # The calibration learns the distances once a period has been seen, so it is warm by
+        # the time the rhythm is established and verdicts begin.
+        return Raw(np.where(judged, stat, np.nan), np.where(judged, mean, np.nan), stat)
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
         m = mask & ~np.isnan(x) & ~np.isnan(t)

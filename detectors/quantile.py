@@ -61,6 +61,7 @@ def sa_quantile(
 class QuantileBand:
     kind: ClassVar[str] = "quantile"
     state_version: ClassVar[int] = 1
+    late_start: ClassVar[bool] = True
     fields: ClassVar[dict[str, Init]] = {
         "n": 0.0,
         "med": 0.0,
@@ -88,8 +89,11 @@ class QuantileBand:
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
         with np.errstate(invalid="ignore"):
             outside = np.maximum(np.maximum(x - st["hi"], st["lo"] - x), 0.0)
-            stat = outside / self._width(st)
-        return Raw(np.where(st["n"] >= 10, stat, np.nan), st["med"].copy())
+            stat = np.where(st["n"] >= 10, outside / self._width(st), np.nan)
+        # An extreme quantile needs ~3/tau values to find its place: no verdict before, while
+        # the calibration already learns (a late starter: it does not hold the source's warm-up).
+        judged = st["n"] >= min(3.0 / min(self.tau, 1.0 - self.tau), self.span)
+        return Raw(np.where(judged, stat, np.nan), st["med"].copy(), stat)
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
         m = mask & ~np.isnan(x)

@@ -155,14 +155,25 @@ def suite_cost(config: ScoringConfig, suite: Sequence[Detector]) -> tuple[float,
 
 def category_scores(
     files: list[NabFile], scores: dict[str, np.ndarray], windows: nab.Windows, threshold: float
-) -> dict[str, float]:
-    """Raw standard-profile score per category at the corpus threshold."""
+) -> dict[str, dict[str, float]]:
+    """Per category at the corpus threshold: raw standard score, windows, windows detected,
+    false-positive rows and their (negative) weight: where the points are lost."""
     standard = nab.Profile("standard", 1.0, 0.11, 1.0)
-    out: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
     for f in files:
         built = nab.build_file(f.key, f.timestamps, scores[f.key], windows[f.key])
-        category = f.key.split("/")[0]
-        out[category] = out.get(category, 0.0) + nab.score_file(built, threshold, standard)
+        row = out.setdefault(
+            f.key.split("/")[0],
+            {"raw": 0.0, "windows": 0, "detected": 0, "fp": 0, "fp_weight": 0.0},
+        )
+        row["raw"] += nab.score_file(built, threshold, standard)
+        hits = np.flatnonzero(built.scores >= threshold)
+        hits = hits[hits >= built.probation]
+        inside = built.window_of_row[hits]
+        row["windows"] += len(built.windows)
+        row["detected"] += len(set(inside[inside >= 0].tolist()))
+        row["fp"] += int((inside < 0).sum())
+        row["fp_weight"] += standard.fp * float(built.unit[hits[inside < 0]].sum())
     return out
 
 
@@ -222,10 +233,19 @@ def main(
         table.add_row(name, *(f"{published[name][p]:.1f}" for p in PROFILES))
     console = Console()
     console.print(table)
-    console.print(
-        "raw standard score by category: "
-        + ", ".join(f"{k} {v:+.2f}" for k, v in sorted(categories.items()))
-    )
+    detail = Table(title="standard profile at the corpus threshold, by category")
+    for column in ("category", "raw score", "windows", "detected", "FP rows", "FP weight"):
+        detail.add_column(column, justify="left" if column == "category" else "right")
+    for name, row in sorted(categories.items()):
+        detail.add_row(
+            name,
+            f"{row['raw']:+.2f}",
+            f"{row['windows']:.0f}",
+            f"{row['detected']:.0f}",
+            f"{row['fp']:.0f}",
+            f"{row['fp_weight']:+.1f}",
+        )
+    console.print(detail)
     console.print(
         f"alarm rate at target_fap={config.target_fap:g} after warm-up: "
         f"NAB artificialNoAnomaly {nab_rate:.2e}"

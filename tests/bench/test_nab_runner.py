@@ -59,3 +59,23 @@ def test_bench_root_error_names_the_variable(monkeypatch, tmp_path: Path) -> Non
     monkeypatch.setenv("ANOMSTREAM_BENCH_DATA", str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="ANOMSTREAM_BENCH_DATA"):
         bench_root(None)
+
+
+def test_category_detail_adds_up_to_the_file_scores(corpus) -> None:
+    root, files = corpus
+    scores, _ = runner.run_stream(files, ScoringConfig())
+    windows = nab.load_windows(root)
+    standard = nab.Profile("standard", 1.0, 0.11, 1.0)
+    threshold = 0.99
+    detail = runner.category_scores(files, scores, windows, threshold)
+    assert set(detail) == {"realKnownCause", "realTraffic"}
+    for f in files:
+        row = detail[f.key.split("/")[0]]
+        built = nab.build_file(f.key, f.timestamps, scores[f.key], windows[f.key])
+        assert row["raw"] == pytest.approx(nab.score_file(built, threshold, standard))
+        assert row["windows"] == len(windows[f.key])
+        assert 0 <= row["detected"] <= row["windows"]
+        # the raw score is the windows' part plus the false positives' (negative) weight
+        missed = row["windows"] - row["detected"]
+        assert row["raw"] - row["fp_weight"] >= -missed - 1e-9
+        assert row["fp_weight"] <= 0 and (row["fp"] > 0) == (row["fp_weight"] < 0)

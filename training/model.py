@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 KINDS = ("linear", "dense", "conv")
+tf.get_logger().setLevel("ERROR")  # "tf.function retracing" warnings: predict on new shapes
 
 
 def set_seed(seed: int) -> None:

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from detectors.model_spec import MODEL_FILE, ModelSpec, read_spec
+from detectors.model_spec import MODEL_FILE, ModelError, ModelSpec, read_spec
 
 REFINE_STEPS = 5
+"""Passes that replace imputed values with the model's own reconstruction."""
 MAX_GAP_SHARE = 0.25
 """A window with more than this share of one signal's values imputed gets no verdict."""
-"""Passes that replace imputed values with the model's own reconstruction."""
 INFERENCE_CHUNK = 1024
 """Windows per onnxruntime call: bounds memory, keeps the batch large enough to amortise."""
 
@@ -84,7 +84,19 @@ class OnnxAutoencoder:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         source = str(onnx_model) if isinstance(onnx_model, Path) else onnx_model
-        session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        where = onnx_model if isinstance(onnx_model, Path) else "the ONNX model"
+        try:  # onnxruntime's errors are plain Exceptions: a bad file must be one line, not a crash
+            session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{where}: onnxruntime cannot load it ({first[:200]})") from None
+        wanted = [spec.window, len(spec.signals)]
+        for port in (*session.get_inputs(), *session.get_outputs()):
+            if list(port.shape[1:]) != wanted:
+                raise ModelError(
+                    f"{where}: {port.name} has shape {port.shape}, model.json says "
+                    f"(batch, {spec.window}, {len(spec.signals)})"
+                )
         return cls(spec, session)
 
     @classmethod
@@ -242,6 +254,8 @@ class WindowScores:
     """(m, k) each signal's share of the error."""
     expected: np.ndarray
     """(m, k) reconstruction of the newest step, raw units (NaN before the buffer is full)."""
+    judged: np.ndarray
+    """(m,) the model gave a verdict (a full window, not mostly imputed)."""
 
 
 def sliding(values: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
@@ -332,6 +346,7 @@ def score_sources(
         )
         grid[t] = np.where(np.isnan(value), np.nan, smooth)
     p_grid = spec.calibration.p(grid)  # one call for every source: it has a fixed cost
+    judged = np.isfinite(grid)
     share_grid = np.full((*grid.shape, k), np.nan)
     share_grid[rows_at, cols_at] = errors.share
     expected_grid = np.full((*grid.shape, k), np.nan)
@@ -342,5 +357,7 @@ def score_sources(
         state.smooth = float(smooth[j])
         state.rows = history[-w:].copy()
         state.gaps = holes[-w:].copy()
-        out.append(WindowScores(p_grid[:m, j], share_grid[:m, j], expected_grid[:m, j]))
+        out.append(
+            WindowScores(p_grid[:m, j], share_grid[:m, j], expected_grid[:m, j], judged[:m, j])
+        )
     return out

@@ -338,20 +338,22 @@ class Scorer:
             raws = [det.raw(det_states[d], x, ts) for d, det in enumerate(self.suite)]
             p_det = out["p_det"][t]
             warming = np.zeros(n_series, dtype=bool)
+            verdict = []
             for d, det in enumerate(self.suite):
                 p = det.calibration.tail_probability(cal_states[d], raws[d].stat)
                 young = cal_states[d]["n"] < cfg.warmup
                 if getattr(det, "late_start", False):  # no verdict until its own warm-up ends
                     p = np.where(young, 1.0, p)
+                    verdict.append(np.isfinite(raws[d].stat) & ~young)
                 else:
                     warming |= young
+                    verdict.append(np.isfinite(raws[d].stat))
                 p_det[d] = p
             for d, det in enumerate(self.suite):  # a rhythm explains what level detectors see
                 for kind in getattr(det, "explains", ()):
-                    if kind in kinds:
-                        p_det[kinds.index(kind)] = np.where(
-                            np.isfinite(raws[d].stat), 1.0, p_det[kinds.index(kind)]
-                        )
+                    if kind in kinds:  # ... where it gives a verdict of its own
+                        k = kinds.index(kind)
+                        p_det[k] = np.where(verdict[d], 1.0, p_det[k])
             p_sig = np.where(present, sidak(p_det.min(axis=0), n_det), 1.0)
             out["p_sig"][t] = p_sig
             p_rec = sidak(np.minimum.reduceat(p_sig, starts), np.add.reduceat(present, starts))
@@ -416,7 +418,7 @@ class Scorer:
                     model_col[index[name]] = c
                 else:
                     tested.append(name)  # the model needs it, the source never sent it
-            ready = np.isfinite(verdict.expected).any(axis=1)
+            ready = verdict.judged  # no verdict (window not full, mostly guesses): no test
             # One more test per record: Šidák over the suite's and the model's p, for the
             # whole group at once (per record, numpy's scalar overhead dominated).
             at = np.asarray(steps, dtype=np.intp)[ready]

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from detectors.autoencoder import OnnxAutoencoder
-from detectors.model_spec import MODEL_FILE, SPEC_FILE, ModelError
+from detectors.model_spec import MODEL_FILE, SPEC_FILE
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class ModelBook:
         self.root = root
         self.models: dict[str, OnnxAutoencoder] = {}
         self.errors: dict[str, str] = {}
-        self._stamps: dict[str, float] = {}
+        self._stamps: dict[str, int] = {}
         """Directory -> mtime of the `model.json` it was loaded from."""
         self._lookup: dict[str, OnnxAutoencoder | None] = {}
         for model in models or []:
@@ -46,34 +46,39 @@ class ModelBook:
         """Reload what changed on disk; True when the set of models changed."""
         if self.root is None or not self.root.is_dir():
             return False
-        seen: dict[str, float] = {}
+        seen: set[str] = set()
         changed = False
-        for directory in sorted(p for p in self.root.iterdir() if p.is_dir()):
+        # Hidden folders are work in progress (`train` builds a model aside, then moves it in).
+        folders = (p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for directory in sorted(folders):
             try:
-                stamp = (directory / SPEC_FILE).stat().st_mtime
+                stamp = (directory / SPEC_FILE).stat().st_mtime_ns
                 (directory / MODEL_FILE).stat()
-            except FileNotFoundError:
-                continue  # not a model directory (or one being written)
-            seen[directory.name] = stamp
+            except OSError:
+                continue  # not a model directory (or one being written, or unreadable)
+            seen.add(directory.name)
             if self._stamps.get(directory.name) == stamp:
                 continue
             try:
                 model = OnnxAutoencoder.load(directory)
-            except (ModelError, OSError, RuntimeError) as exc:
-                message = str(exc).splitlines()[0]
+            except Exception as exc:  # any bad directory: reported once, retried next time
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if self.errors.get(directory.name) != message:
                     log.error("model %s not loaded: %s", directory, message)
                 self.errors[directory.name] = message
-                continue
+                continue  # a model already served from here keeps serving
             self.errors.pop(directory.name, None)
             self.models[directory.name] = model
+            self._stamps[directory.name] = stamp
             changed = True
             log.info("model %s loaded from %s", model.label, directory)
-        for name in set(self._stamps) - set(seen):
-            self.models.pop(name, None)
-            changed = True
-            log.info("model %s removed", name)
-        self._stamps = {name: stamp for name, stamp in seen.items() if name in self.models}
+        for name in set(self.models) - seen:
+            if name in self._stamps:  # loaded from this folder, now gone
+                del self.models[name], self._stamps[name]
+                changed = True
+                log.info("model %s removed", name)
+        for name in set(self.errors) - seen:
+            del self.errors[name]
         if changed:
             self._lookup.clear()
         return changed

@@ -39,6 +39,7 @@ def csv_options(fun: F) -> F:
         ),
         click.option("--label-col", help="label column (default: label/anomaly/is_anomaly)"),
         click.option("--time-col", help="timestamp column (default: timestamp/ts/time/datetime)"),
+        click.option("--source-col", help="source column (default: source/device, if present)"),
         click.option("--signals", help="comma-separated signal columns (default: every numeric)"),
     ]
     for option in options:
@@ -50,6 +51,7 @@ def load_csv(
     path: Path,
     signals: str | None,
     time_col: str | None,
+    source_col: str | None,
     label_col: str | None,
     labels_file: Path | None,
     ignore: str | None,
@@ -59,6 +61,7 @@ def load_csv(
         path,
         signals=_names(signals),
         time_col=time_col,
+        source_col=source_col,
         label_col=label_col,
         ignore=_names(ignore),
         labels_file=labels_file,
@@ -110,6 +113,7 @@ def train(
     out: Path,
     signals: str | None,
     time_col: str | None,
+    source_col: str | None,
     label_col: str | None,
     labels_file: Path | None,
     ignore: str | None,
@@ -127,11 +131,17 @@ def train(
     search: bool,
 ) -> None:
     """Train a windowed autoencoder on a CSV; write model.onnx, model.json and plots."""
-    table = load_csv(data, signals, time_col, label_col, labels_file, ignore, sep)
+    table = load_csv(data, signals, time_col, source_col, label_col, labels_file, ignore, sep)
     console = Console(stderr=True)
     console.print("[dim]importing TensorFlow...[/]")
-    from training.train import TrainError, TrainOptions
-    from training.train import train as run
+    try:
+        from training.train import TrainError, TrainOptions
+        from training.train import train as run
+    except ImportError as exc:
+        raise click.ClickException(
+            f"training needs the train extra ({exc.name} is missing): "
+            "pip install 'anomstream[train]'"
+        ) from None
 
     options = TrainOptions(
         window=window,
@@ -211,6 +221,7 @@ def evaluate(
     data: Path,
     signals: str | None,
     time_col: str | None,
+    source_col: str | None,
     label_col: str | None,
     labels_file: Path | None,
     ignore: str | None,
@@ -221,10 +232,17 @@ def evaluate(
 ) -> None:
     """Score a labelled CSV like the stream would; write metrics.json and plots."""
     from detectors.engine import ScoringConfig
-    from training.evaluate import evaluate as run
+
+    try:
+        from training.evaluate import evaluate as run
+    except ImportError as exc:
+        raise click.ClickException(
+            f"evaluate draws plots with matplotlib ({exc.name} is missing): "
+            "pip install 'anomstream[train]'"
+        ) from None
 
     served = _model(model)
-    table = load_csv(data, signals, time_col, label_col, labels_file, ignore, sep)
+    table = load_csv(data, signals, time_col, source_col, label_col, labels_file, ignore, sep)
     config = ScoringConfig(target_fap=target_fap or served.spec.info.get("target_fap", 1e-3))
     try:
         result = run(table, served, config, out or model / "evaluation", from_row)
@@ -258,6 +276,7 @@ def detect(
     data: Path,
     signals: str | None,
     time_col: str | None,
+    source_col: str | None,
     label_col: str | None,
     labels_file: Path | None,
     ignore: str | None,
@@ -271,7 +290,7 @@ def detect(
     from detectors.offline import flat_rows, score_records, scorer_for
 
     served = _model(model)
-    table = load_csv(data, signals, time_col, label_col, labels_file, ignore, sep)
+    table = load_csv(data, signals, time_col, source_col, label_col, labels_file, ignore, sep)
     config = ScoringConfig(target_fap=target_fap or served.spec.info.get("target_fap", 1e-3))
     scorer = scorer_for(served, config)
     scored = score_records(scorer, table.records())

@@ -41,10 +41,11 @@ def evaluate(
     scored = score_records(scorer_for(model, config), table.records())
     score = np.array([r.score for r in scored])
     flagged = np.array([r.is_anomaly for r in scored])
+    # the model's own verdict, as the stream computed it (imputation, masks, late records)
+    p_model = np.array([np.nan if r.model_p is None else r.model_p for r in scored])
     cols = [table.signals.index(s) for s in model.spec.signals]
     values = table.values[:, cols]
-    values = np.where(np.isnan(values), model.spec.center, values)
-    p_model, per_signal = sequence_scores(model, values)
+    _, per_signal = sequence_scores(model, np.where(np.isnan(values), model.spec.center, values))
     part = slice(from_row, None)
     labels = table.labels
     report: dict[str, Any] = {

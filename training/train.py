@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -130,23 +131,32 @@ def train(
         options, search = _search(data, options, out)
     nets.set_seed(options.seed)
     net, history = _fit(data, options, progress)
-    out.mkdir(parents=True, exist_ok=True)
-    nets.export_onnx(net, out / MODEL_FILE)
-    probe = sliding(_scaled(data), options.window, max(1, options.window // 2))[:64]
-    served = OnnxAutoencoder.open(
-        _spec(data, options, np.ones(len(data.signals))), out / MODEL_FILE
-    )
-    parity = float(np.max(np.abs(served.reconstruct(probe) - nets.predict(net, probe))))
-    if parity > PARITY_TOLERANCE:
-        raise TrainError(f"onnxruntime and Keras disagree by {parity:.2e} (> {PARITY_TOLERANCE})")
-    spec = _calibrate(data, options, served)
-    weights = hashlib.sha256(b"".join(w.tobytes() for w in net.get_weights())).digest()
-    spec = _describe(spec, table, data, options, out, history, search, weights)
-    # Last and atomic: a worker watching this directory loads the new network only with it.
-    draft = out / (SPEC_FILE + ".tmp")
-    draft.write_bytes(orjson.dumps(spec.to_json(), option=orjson.OPT_INDENT_2))
-    os.replace(draft, out / SPEC_FILE)
-    _plot(served.with_spec(spec), data, table, options, out, history)
+    # Built aside and moved in at the end, model.json last: a worker serving `out` keeps the
+    # old model until then, and a failed run leaves `out` as it was.
+    stage = out.parent / f".{out.name}.staging-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        nets.export_onnx(net, stage / MODEL_FILE)
+        probe = sliding(_scaled(data), options.window, max(1, options.window // 2))[:64]
+        served = OnnxAutoencoder.open(
+            _spec(data, options, np.ones(len(data.signals))), stage / MODEL_FILE
+        )
+        parity = float(np.max(np.abs(served.reconstruct(probe) - nets.predict(net, probe))))
+        if parity > PARITY_TOLERANCE:
+            raise TrainError(
+                f"onnxruntime and Keras disagree by {parity:.2e} (> {PARITY_TOLERANCE})"
+            )
+        spec = _calibrate(data, options, served)
+        weights = hashlib.sha256(b"".join(w.tobytes() for w in net.get_weights())).digest()
+        spec = _describe(spec, table, data, options, out, history, search, weights)
+        (stage / SPEC_FILE).write_bytes(orjson.dumps(spec.to_json(), option=orjson.OPT_INDENT_2))
+        _plot(served.with_spec(spec), data, table, options, stage, history)
+        out.mkdir(parents=True, exist_ok=True)
+        for made in sorted(stage.iterdir(), key=lambda f: f.name == SPEC_FILE):
+            os.replace(made, out / made.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return Trained(
         spec,
         out,
@@ -159,6 +169,13 @@ def train(
 
 
 def _prepare(table: Table, options: TrainOptions, warn: Callable[[str], None]) -> _Data:
+    sources = sorted(set(table.sources))
+    if len(sources) > 1:  # windows would mix devices: the stream never builds those
+        shown = ", ".join(sources[:3]) + (", ..." if len(sources) > 3 else "")
+        raise TrainError(
+            f"the file holds {len(sources)} sources ({shown}): a model learns one source's "
+            "sequence; train on one source's rows (or name another --source-col)"
+        )
     n = len(table)
     split = options.train_rows or round(n * options.train_fraction)
     if not 0 < split < n:
@@ -379,7 +396,7 @@ def _search(data: _Data, options: TrainOptions, out: Path) -> tuple[TrainOptions
     base = options.window
     windows = sorted({max(4, base // 2 // 4 * 4), base, base * 2})
     best: tuple[float, TrainOptions, dict[str, Any]] | None = None
-    scratch = out.with_name(out.name + ".search")
+    scratch = out.parent / f".{out.name}.search-{os.getpid()}"
     for window in windows:
         if data.split < window + 10 or len(data.values) - data.split < window + 10:
             continue
@@ -408,6 +425,7 @@ def _search(data: _Data, options: TrainOptions, out: Path) -> tuple[TrainOptions
                         "validation_f1": f1,
                     }
                     best = (f1, replace(candidate, target_fap=float(max(level, 1e-12))), chosen)
+    shutil.rmtree(scratch, ignore_errors=True)
     if best is None:
         raise TrainError("too few rows to search any window length")
     return best[1], best[2]

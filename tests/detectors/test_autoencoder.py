@@ -151,6 +151,18 @@ def test_a_model_directory_is_checked_when_loaded(model_dir: Path, tmp_path: Pat
     (copy / "model.json").write_bytes(orjson.dumps(data))
     with pytest.raises(ModelError, match=r"scaler\.center"):
         read_spec(copy)
+    # a network onnxruntime cannot read, or one of another shape: one line, not a crash
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other)
+    (other / "model.onnx").write_bytes(b"not a network")
+    with pytest.raises(ModelError, match="onnxruntime cannot load it"):
+        OnnxAutoencoder.load(other)
+    data = orjson.loads((model_dir / "model.json").read_bytes())
+    data["window"] = data["scoring"]["span"] = 8
+    shutil.copy(model_dir / "model.onnx", other / "model.onnx")
+    (other / "model.json").write_bytes(orjson.dumps(data))
+    with pytest.raises(ModelError, match="has shape"):
+        OnnxAutoencoder.load(other)
 
 
 def test_calibration_reads_tail_probabilities_beyond_the_sample() -> None:

@@ -30,6 +30,8 @@ def test_demo_scores_every_record_and_catches_the_injected_anomalies(tmp_path: P
             "--no-live",
             "--summary-json",
             str(summary_path),
+            "--model-cache",
+            str(tmp_path / "models"),
         ],
         capture_output=True,
         text=True,

@@ -80,6 +80,18 @@ def test_same_data_and_seed_give_the_same_model(tmp_path: Path) -> None:
     assert one.spec.version == two.spec.version
     other = train(data, tmp_path / "three", TrainOptions(window=8, kind="dense", epochs=3, seed=1))
     assert other.spec.version != one.spec.version
+    # built aside and moved in: nothing left behind next to the model directories
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "one", "three", "two"]
+
+
+def test_a_file_with_several_sources_is_refused(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "d.csv", coupled(300, seed=2))
+    lines = path.read_text().splitlines()
+    lines = [lines[0] + ",source"] + [f"{line},pump-{i % 2}" for i, line in enumerate(lines[1:])]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TrainError, match="holds 2 sources"):
+        train(read_table(path), tmp_path / "m", TrainOptions(window=8, kind="dense", epochs=1))
+    assert not (tmp_path / "m").exists()
 
 
 def test_constant_signals_are_dropped_with_a_warning(tmp_path: Path) -> None:

@@ -6,9 +6,11 @@ pre-loads a topic with the same seeded workload (sources x 8 signals), then meas
 - (a) raw: an aiokafka consume -> orjson parse -> serialise -> produce pass-through, the floor of
   any Python Kafka processor;
 - (c) anomstream: the worker (univariate suite) catching up on the same topic;
+- (d) anomstream with an autoencoder (trained for the workload's 8 signals before the run, served
+  to every source) catching up on the same topic, in its own consumer group;
 
 as records/s between the first and the last output message seen by a reader, and prints the
-ratio (c)/(a). Usage: `python -m bench.throughput --broker kafka|tansu|host:port`.
+ratios (c)/(a) and (d)/(a). Usage: `python -m bench.throughput --broker kafka|tansu|host:port`.
 """
 
 from __future__ import annotations
@@ -167,26 +169,51 @@ def run_raw(bootstrap: str, topic: str, records: int, idem: bool) -> dict[str, f
     return {"records": n, "seconds": last - first, "records_per_s": n / max(last - first, 1e-9)}
 
 
+def bench_model(workdir: Path) -> Path:
+    """A models folder with an autoencoder for the workload's signals (trained now, ~10 s)."""
+    from streams.csvdata import read_table
+    from training.train import TrainOptions, train
+
+    rng = np.random.default_rng(7)
+    values = rng.normal(50.0, 5.0, (3000, SIGNALS)).round(3)
+    data = workdir / "model-data.csv"
+    with data.open("w") as handle:
+        handle.write("ts," + ",".join(f"s{k}" for k in range(SIGNALS)) + "\n")
+        for i, row in enumerate(values.tolist()):
+            handle.write(f"{1795514400 + i}," + ",".join(map(str, row)) + "\n")
+    root = workdir / "models"
+    done = train(read_table(data), root / "bench", TrainOptions(name="bench"))
+    print(f"autoencoder {done.spec.label}: trained in {done.seconds:.0f} s")
+    return root
+
+
 def run_worker(
-    bootstrap: str, prefix: str, records: int, idem: bool, workdir: Path, **extra: Any
+    bootstrap: str,
+    prefix: str,
+    records: int,
+    idem: bool,
+    workdir: Path,
+    variant: str = "suite",
+    **extra: Any,
 ) -> dict[str, float]:
+    name = f"{prefix}-{variant}"
     env = worker_env(
         bootstrap,
         free_port(),
-        workdir / prefix,
-        app_id=f"{prefix}-app",
+        workdir / name,
+        app_id=f"{name}-app",
         idempotence=idem,
         TOPIC_SIGNALS=f"{prefix}.signals",
-        TOPIC_SCORES=f"{prefix}.scores",
-        TOPIC_ANOMALIES=f"{prefix}.anomalies",
-        TOPIC_DLQ=f"{prefix}.dlq",
+        TOPIC_SCORES=f"{name}.scores",
+        TOPIC_ANOMALIES=f"{name}.anomalies",
+        TOPIC_DLQ=f"{name}.dlq",
         LOG_LEVEL="warn",
         **extra,
     )
-    with WorkerProcess(env, workdir / prefix, name=prefix) as worker:
+    with WorkerProcess(env, workdir / name, name=name) as worker:
         worker.wait_ready(120)
         first, last, n = asyncio.run(
-            count_outputs(bootstrap, f"{prefix}.scores", records, timeout=900)
+            count_outputs(bootstrap, f"{name}.scores", records, timeout=900)
         )
     return {"records": n, "seconds": last - first, "records_per_s": n / max(last - first, 1e-9)}
 
@@ -205,6 +232,7 @@ def main() -> None:
         broker = broker_from_spec(args.broker, workdir / "broker")
         broker.start()
         try:
+            models = bench_model(workdir)
             kind = getattr(broker, "kind", "external")
             version = getattr(broker, "version", "?")
             results["broker"] = f"{kind} {version}"
@@ -223,15 +251,29 @@ def main() -> None:
                 asyncio.run(load(broker.bootstrap, f"{prefix}.signals", messages, idem))
                 raw = run_raw(broker.bootstrap, f"{prefix}.signals", args.records, idem)
                 worker = run_worker(broker.bootstrap, prefix, args.records, idem, workdir)
+                with_model = run_worker(
+                    broker.bootstrap,
+                    prefix,
+                    args.records,
+                    idem,
+                    workdir,
+                    variant="autoencoder",
+                    MODELS_DIR=str(models),
+                )
                 results[label] = {
                     "raw": raw,
                     "worker": worker,
+                    "worker_autoencoder": with_model,
                     "ratio": worker["records_per_s"] / raw["records_per_s"],
+                    "ratio_autoencoder": with_model["records_per_s"] / raw["records_per_s"],
                 }
                 print(
-                    f"{label:9s} raw {raw['records_per_s']:9.0f} rec/s   anomstream "
-                    f"{worker['records_per_s']:9.0f} rec/s   ratio {results[label]['ratio']:.2f}"
-                    f"   ({worker['records']} of {args.records} scored)"
+                    f"{label:9s} (a) raw {raw['records_per_s']:8.0f} rec/s   (c) suite "
+                    f"{worker['records_per_s']:7.0f} rec/s   (d) + autoencoder "
+                    f"{with_model['records_per_s']:7.0f} rec/s   (c)/(a) "
+                    f"{results[label]['ratio']:.2f}   (d)/(a) "
+                    f"{results[label]['ratio_autoencoder']:.2f}   "
+                    f"({worker['records']} and {with_model['records']} of {args.records} scored)"
                 )
         finally:
             broker.stop()

@@ -10,7 +10,6 @@ error says which signal broke the pattern.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,16 +50,20 @@ class WindowErrors:
         return out
 
 
-def ewma(stat: np.ndarray, alpha: float, start: float = float("nan")) -> tuple[np.ndarray, float]:
-    """Causal smoothing of a statistic's sequence, and the level it ends at. NaN entries (no
-    verdict) stay NaN and leave the level alone."""
-    out = np.full(len(stat), np.nan)
-    smooth = start
-    for t, value in enumerate(stat.tolist()):
-        if math.isnan(value):
-            continue
-        smooth = value if math.isnan(smooth) else smooth + alpha * (value - smooth)
-        out[t] = smooth
+def ewma(
+    stats: np.ndarray, alpha: float, start: np.ndarray | float = float("nan")
+) -> tuple[np.ndarray, np.ndarray]:
+    """Causal smoothing of statistics, one time step at a time across series: `stats` is
+    (steps,) or (steps, series); returns the smoothed values and the levels they end at. NaN
+    entries (no verdict) stay NaN and leave the level alone; a NaN level takes the first value."""
+    out = np.full(stats.shape, np.nan)
+    smooth = np.broadcast_to(np.asarray(start, dtype=np.float64), stats.shape[1:]).copy()
+    for t in range(len(stats)):
+        value = stats[t]
+        gap = np.isnan(value)
+        moved = np.where(np.isnan(smooth), value, smooth + alpha * (value - smooth))
+        smooth = np.where(gap, smooth, moved)
+        out[t] = np.where(gap, np.nan, smooth)
     return out, smooth
 
 
@@ -336,15 +339,7 @@ def score_sources(
     cols_at = np.repeat(np.arange(len(states)), lengths - skips)
     grid = np.full((int(lengths.max(initial=0)), len(states)), np.nan)
     grid[rows_at, cols_at] = errors.stat
-    smooth = np.array([state.smooth for state in states])
-    alpha = spec.scoring.alpha
-    for t in range(len(grid)):
-        value = grid[t]
-        fresh = np.isnan(smooth)
-        smooth = np.where(
-            np.isnan(value), smooth, np.where(fresh, value, smooth + alpha * (value - smooth))
-        )
-        grid[t] = np.where(np.isnan(value), np.nan, smooth)
+    grid, smooth = ewma(grid, spec.scoring.alpha, np.array([state.smooth for state in states]))
     p_grid = spec.calibration.p(grid)  # one call for every source: it has a fixed cost
     judged = np.isfinite(grid)
     share_grid = np.full((*grid.shape, k), np.nan)

@@ -49,14 +49,15 @@ def csv_options(fun: F) -> F:
 
 def load_csv(
     path: Path,
-    signals: str | None,
-    time_col: str | None,
-    source_col: str | None,
-    label_col: str | None,
-    labels_file: Path | None,
-    ignore: str | None,
-    sep: str | None,
+    signals: str | None = None,
+    time_col: str | None = None,
+    source_col: str | None = None,
+    label_col: str | None = None,
+    labels_file: Path | None = None,
+    ignore: str | None = None,
+    sep: str | None = None,
 ) -> Table:
+    """The CSV as `csv_options` describe it (commands pass those options on as `**reading`)."""
     return read_table(
         path,
         signals=_names(signals),
@@ -111,13 +112,6 @@ def load_csv(
 def train(
     data: Path,
     out: Path,
-    signals: str | None,
-    time_col: str | None,
-    source_col: str | None,
-    label_col: str | None,
-    labels_file: Path | None,
-    ignore: str | None,
-    sep: str | None,
     window: int,
     stride: int,
     kind: str,
@@ -129,9 +123,10 @@ def train(
     seed: int,
     sources: str,
     search: bool,
+    **reading: Any,
 ) -> None:
     """Train a windowed autoencoder on a CSV; write model.onnx, model.json and plots."""
-    table = load_csv(data, signals, time_col, source_col, label_col, labels_file, ignore, sep)
+    table = load_csv(data, **reading)
     console = Console(stderr=True)
     console.print("[dim]importing TensorFlow...[/]")
     try:
@@ -186,13 +181,21 @@ def train(
         click.echo(f"search: {done.search}")
 
 
-def _model(path: Path) -> Any:
+def _model_and_data(
+    model: Path, data: Path, target_fap: float | None, reading: dict[str, Any]
+) -> tuple[Any, Table, Any]:
+    """The model directory, the CSV and the scoring configuration (`target_fap`: the flag, else
+    the model's own)."""
     from detectors.autoencoder import OnnxAutoencoder
+    from detectors.engine import ScoringConfig
 
     try:
-        return OnnxAutoencoder.load(path)
+        served = OnnxAutoencoder.load(model)
     except ModelError as exc:
         raise click.ClickException(str(exc)) from None
+    table = load_csv(data, **reading)
+    config = ScoringConfig(target_fap=target_fap or served.spec.info.get("target_fap", 1e-3))
+    return served, table, config
 
 
 @click.command()
@@ -219,20 +222,12 @@ def _model(path: Path) -> Any:
 def evaluate(
     model: Path,
     data: Path,
-    signals: str | None,
-    time_col: str | None,
-    source_col: str | None,
-    label_col: str | None,
-    labels_file: Path | None,
-    ignore: str | None,
-    sep: str | None,
     out: Path | None,
     from_row: int,
     target_fap: float | None,
+    **reading: Any,
 ) -> None:
     """Score a labelled CSV like the stream would; write metrics.json and plots."""
-    from detectors.engine import ScoringConfig
-
     try:
         from training.evaluate import evaluate as run
     except ImportError as exc:
@@ -241,9 +236,7 @@ def evaluate(
             "pip install 'anomstream[train]'"
         ) from None
 
-    served = _model(model)
-    table = load_csv(data, signals, time_col, source_col, label_col, labels_file, ignore, sep)
-    config = ScoringConfig(target_fap=target_fap or served.spec.info.get("target_fap", 1e-3))
+    served, table, config = _model_and_data(model, data, target_fap, reading)
     try:
         result = run(table, served, config, out or model / "evaluation", from_row)
     except ValueError as exc:
@@ -274,24 +267,15 @@ def evaluate(
 def detect(
     model: Path,
     data: Path,
-    signals: str | None,
-    time_col: str | None,
-    source_col: str | None,
-    label_col: str | None,
-    labels_file: Path | None,
-    ignore: str | None,
-    sep: str | None,
     out: Path,
     target_fap: float | None,
+    **reading: Any,
 ) -> None:
     """Score a CSV offline with the stream's code path (suite + autoencoder + fusion)."""
-    from detectors.engine import ScoringConfig
     from detectors.messages import score_message
     from detectors.offline import flat_rows, score_records, scorer_for
 
-    served = _model(model)
-    table = load_csv(data, signals, time_col, source_col, label_col, labels_file, ignore, sep)
-    config = ScoringConfig(target_fap=target_fap or served.spec.info.get("target_fap", 1e-3))
+    served, table, config = _model_and_data(model, data, target_fap, reading)
     scorer = scorer_for(served, config)
     scored = score_records(scorer, table.records())
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -218,11 +218,14 @@ def _scaled(data: _Data) -> np.ndarray:
 def _normal_windows(data: _Data, scaled: np.ndarray, window: int) -> np.ndarray:
     """Validation windows (stride 1) with no labelled anomaly in them."""
     part = scaled[data.split - window + 1 :]
-    labels = data.labels[data.split - window + 1 :]
-    windows = sliding(part, window, 1)
-    bad = sliding(labels[:, None].astype(np.float32), window, 1).max(axis=(1, 2)) > 0
-    out: np.ndarray = windows[~bad]
+    out: np.ndarray = sliding(part, window)[_clean(data.labels[data.split - window + 1 :], window)]
     return out
+
+
+def _clean(labels: np.ndarray, window: int) -> np.ndarray:
+    """Per window (one ending at each row from `window - 1` on): no labelled anomaly in it."""
+    clean: np.ndarray = sliding(labels[:, None].astype(np.float32), window).max(axis=(1, 2)) == 0
+    return clean
 
 
 def _fit(
@@ -295,7 +298,7 @@ def _calibrate(data: _Data, options: TrainOptions, draft: OnnxAutoencoder) -> Mo
     w = options.window
     windows = sliding(data.values, w)
     ends = np.arange(w - 1, len(data.values))
-    clean = sliding(data.labels[:, None].astype(np.float32), w).max(axis=(1, 2)) == 0
+    clean = _clean(data.labels, w)
     per_signal = draft.errors(windows).per_signal
     error_scale = np.maximum(per_signal[(ends < data.split) & clean].mean(axis=0), MIN_ERROR)
     spec = _spec(data, options, error_scale)

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 
-def anomstream(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def anomstream(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it (its own process): exit code, stdout, stderr."""
     return subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, "-m", "streams", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         env=env,
     )
 

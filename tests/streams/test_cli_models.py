@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +15,7 @@ from detectors.offline import score_records, scorer_for
 from streams.csvdata import read_table
 from tests.coupled import coupled, write_csv, zero_crossing
 from tests.schemas import check
-
-
-def anomstream(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.streams.test_cli import anomstream
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ directory describes itself, and files it cannot use get one line."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from detectors.autoencoder import OnnxAutoencoder
 from detectors.model_spec import Scoring
 from streams.csvdata import read_table
 from tests.coupled import coupled, write_csv, zero_crossing
+from tests.streams.test_cli import anomstream
 from training import model as nets
 from training.train import TrainError, TrainOptions, train
 
@@ -142,16 +141,6 @@ def test_too_few_rows_is_a_clear_error(tmp_path: Path) -> None:
     table = read_table(write_csv(tmp_path / "d.csv", coupled(60, seed=5)))
     with pytest.raises(TrainError, match="too few"):
         train(table, tmp_path / "m", TrainOptions(window=32))
-
-
-def anomstream(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.mark.parametrize(

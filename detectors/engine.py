@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from hashlib import blake2b
 from typing import Any, NamedTuple
 
@@ -23,9 +24,10 @@ from detectors import state as st_ops
 from detectors.autoencoder import OnnxAutoencoder, WindowScores, WindowState, impute, score_sources
 from detectors.fusion import per_test_level, sidak
 from detectors.models import ModelBook
-from detectors.protocol import Detector
+from detectors.protocol import Detector, Raw
 from detectors.records import Record
 from detectors.registry import BAND_DETECTOR, default_suite
+from detectors.seasonal import Seasonal, describe
 from detectors.source_state import SourceState
 
 
@@ -68,6 +70,8 @@ class SignalResult(NamedTuple):
     """The autoencoder's reconstruction of this value (None without a model or a full window)."""
     contribution: float | None = None
     """This signal's share of the autoencoder's reconstruction error."""
+    period: tuple[float, str] | None = None
+    """The signal's rhythm found by the seasonal detector: (length, "seconds" | "samples")."""
 
 
 @dataclass(slots=True)
@@ -119,6 +123,24 @@ def _finite_or_none(values: np.ndarray) -> list[list[float | None]]:
     return out
 
 
+def signal_matches(name: str, patterns: Sequence[str]) -> bool:
+    """Whether glob `patterns` select `name`; `!pattern` excludes (the last match wins)."""
+    hit = False
+    for pattern in patterns:
+        if pattern.startswith("!"):
+            if fnmatchcase(name, pattern[1:]):
+                hit = False
+        elif fnmatchcase(name, pattern):
+            hit = True
+    return hit
+
+
+def _only(raw: Raw, mask: np.ndarray) -> Raw:
+    """A detector's verdict kept only on the series it runs on."""
+    learn = None if raw.learn_stat is None else np.where(mask, raw.learn_stat, np.nan)
+    return Raw(np.where(mask, raw.stat, np.nan), np.where(mask, raw.expected, np.nan), learn)
+
+
 def episode_id(source: str, ts_text: str) -> str:
     """Deterministic id of the episode that opened at `ts_text`."""
     return blake2b(f"{source}|{ts_text}".encode(), digest_size=10).hexdigest()
@@ -139,6 +161,25 @@ class Scorer:
         kinds = [d.kind for d in self.suite]
         self.band_index = kinds.index(BAND_DETECTOR) if BAND_DETECTOR in kinds else 0
         self.kinds = kinds
+        self.seasonal = kinds.index(Seasonal.kind) if Seasonal.kind in kinds else None
+        self._applies: list[dict[str, bool] | None] = [
+            None if tuple(getattr(d, "signals", ("*",))) == ("*",) else {} for d in self.suite
+        ]
+        """Per detector limited to some signals: signal name -> whether it runs (a cache)."""
+
+    def _runs_on(self, d: int, names: Sequence[str]) -> np.ndarray | None:
+        """Which series detector `d` runs on (None: all), from its `signals` patterns."""
+        cache = self._applies[d]
+        if cache is None:
+            return None
+        patterns: tuple[str, ...] = getattr(self.suite[d], "signals", ("*",))
+        out = np.empty(len(names), dtype=bool)
+        for i, name in enumerate(names):
+            hit = cache.get(name)
+            if hit is None:
+                hit = cache[name] = signal_matches(name, patterns)
+            out[i] = hit
+        return out
 
     def new_source(self) -> SourceState:
         return SourceState.new(self.suite)
@@ -168,7 +209,9 @@ class Scorer:
         cal_states = [
             st_ops.concat([g.state.calibrations[d.kind] for g in groups]) for d in self.suite
         ]
-        out = self._run(values, times, learnable, sizes, offsets, det_states, cal_states)
+        names = [name for g in groups for name in g.state.signals]
+        runs_on = [self._runs_on(d, names) for d in range(len(self.suite))]
+        out = self._run(values, times, learnable, sizes, offsets, det_states, cal_states, runs_on)
         for d, det in enumerate(self.suite):
             for g, part in zip(groups, st_ops.split(det_states[d], sizes), strict=True):
                 g.state.detectors[det.kind] = part
@@ -312,6 +355,7 @@ class Scorer:
         offsets: np.ndarray,
         det_states: list[st_ops.State],
         cal_states: list[st_ops.State],
+        runs_on: Sequence[np.ndarray | None] = (),
     ) -> dict[str, np.ndarray]:
         cfg = self.config
         steps, n_series = values.shape
@@ -336,6 +380,9 @@ class Scorer:
             ts = times[t][series_source]
             present = ~np.isnan(x)
             raws = [det.raw(det_states[d], x, ts) for d, det in enumerate(self.suite)]
+            for d, mask in enumerate(runs_on):
+                if mask is not None:
+                    raws[d] = _only(raws[d], mask)
             p_det = out["p_det"][t]
             warming = np.zeros(n_series, dtype=bool)
             verdict = []
@@ -361,8 +408,16 @@ class Scorer:
             out["p_rec"][t] = p_rec
             out["warming"][t] = warm_rec
             r_star = band_det.calibration.quantile(cal_states[self.band_index], level)
-            lower, upper = band_det.band(det_states[self.band_index], r_star)
-            out["expected"][t] = raws[self.band_index].expected
+            lower, upper = band_det.band(det_states[self.band_index], r_star, ts)
+            expected = raws[self.band_index].expected
+            for d, det in enumerate(self.suite):  # ... and describes the signal there
+                if getattr(det, "explains", ()) and verdict[d].any():
+                    r_d = det.calibration.quantile(cal_states[d], level)
+                    low_d, up_d = det.band(det_states[d], r_d, ts)
+                    expected = np.where(verdict[d], raws[d].expected, expected)
+                    lower = np.where(verdict[d], low_d, lower)
+                    upper = np.where(verdict[d], up_d, upper)
+            out["expected"][t] = expected
             out["lower"][t] = lower
             out["upper"][t] = upper
 
@@ -371,8 +426,10 @@ class Scorer:
                 anomalous = (p_rec <= cfg.target_fap) & ~warm_rec
                 learn &= ~anomalous[series_source]
             for d, det in enumerate(self.suite):
-                det.learn(det_states[d], x, ts, learn)
-                det.calibration.learn(cal_states[d], raws[d].calibration_input, learn)
+                mask = runs_on[d] if d < len(runs_on) else None
+                own = learn if mask is None else learn & mask
+                det.learn(det_states[d], x, ts, own)
+                det.calibration.learn(cal_states[d], raws[d].calibration_input, own)
         return out
 
     def _collect(
@@ -406,6 +463,9 @@ class Scorer:
         lower = _finite_or_none(out["lower"][: len(group.rows), cols])
         upper = _finite_or_none(out["upper"][: len(group.rows), cols])
         index = state.index
+        periods: list[tuple[float, str] | None] = (
+            [None] * width if self.seasonal is None else describe(state.detectors[Seasonal.kind])
+        )
         model_label = None if window is None else window[0].label
         model_col = [-1] * width
         """Source signal index -> the model's column (-1: the model does not use it)."""
@@ -461,6 +521,7 @@ class Scorer:
                         p_t[c],
                         at_t[2][mc] if at_t is not None and mc >= 0 else None,
                         at_t[1][mc] if at_t is not None and mc >= 0 else None,
+                        periods[c],
                     )
                 )
             p = p_rec[t]

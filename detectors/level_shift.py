@@ -67,6 +67,6 @@ class LevelShift:
         st["var"] = (1.0 - a) * (st["var"] + a * delta * delta)
         st["n"] = n
 
-    def band(self, st: State, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sd = self._sd(st)
         return st["slow"] - r * sd, st["slow"] + r * sd

@@ -57,6 +57,8 @@ def score_message(
         if s.contribution is not None:
             entry["reconstruction"] = s.reconstruction
             entry["contribution"] = s.contribution
+        if s.period is not None:
+            entry["period"] = {"length": s.period[0], "unit": s.period[1]}
         signals[s.name] = entry
         detectors[f"{s.name}/{s.detector}"] = s.detector_score
     if scored.model_p is not None:

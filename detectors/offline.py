@@ -12,18 +12,21 @@ from detectors.autoencoder import OnnxAutoencoder
 from detectors.engine import Scored, Scorer, ScoringConfig
 from detectors.messages import score_message
 from detectors.models import ModelBook
+from detectors.protocol import Detector
 from detectors.records import Record
 from detectors.source_state import SourceState
 
 BATCH = 500
 
 
-def scorer_for(model: OnnxAutoencoder | None, config: ScoringConfig) -> Scorer:
-    """The stream's scorer with `model` serving every source of the file."""
+def scorer_for(
+    model: OnnxAutoencoder | None, config: ScoringConfig, suite: Sequence[Detector] | None = None
+) -> Scorer:
+    """The stream's scorer (`suite`: default, the stream's) with `model` serving every source."""
     if model is None:
-        return Scorer(config)
+        return Scorer(config, suite)
     every = model.with_spec(replace(model.spec, sources=("*",)))
-    return Scorer(config, models=ModelBook(None, [every]))
+    return Scorer(config, suite, models=ModelBook(None, [every]))
 
 
 def score_records(scorer: Scorer, records: Sequence[Record], batch: int = BATCH) -> list[Scored]:

@@ -8,8 +8,9 @@ seconds), and in two phases
    say) and the value it expected; no state change, so fusion can decide about learning;
 2. `learn(state, x, t, mask)` -> updates the rows where `mask` holds (the learning gate).
 
-`band(state, r)` turns a raw threshold back into value units: the range of values whose raw
-statistic stays below `r`. Calibration to [0, 1] is done outside, the same way for all detectors.
+`band(state, r, t)` turns a raw threshold back into value units: the range of values whose raw
+statistic stays below `r` at times `t`. Calibration to [0, 1] is done outside, the same way for
+all detectors.
 """
 
 from __future__ import annotations
@@ -43,8 +44,11 @@ class Detector(Protocol):
 
     kind: ClassVar[str]
     state_version: ClassVar[int]
-    fields: ClassVar[dict[str, Init]]
-    """State field names and their initial values (`(value, width)`: a row of numbers)."""
+
+    @property
+    def fields(self) -> dict[str, Init]:
+        """State field names and their initial values (`(value, width)`: a row of numbers)."""
+        ...
 
     def new_state(self, n: int) -> State:
         """Initial state of `n` series."""
@@ -59,7 +63,7 @@ class Detector(Protocol):
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None: ...
 
-    def band(self, st: State, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def updated(old: np.ndarray, new: np.ndarray, mask: np.ndarray) -> np.ndarray:

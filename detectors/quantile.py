@@ -114,7 +114,7 @@ class QuantileBand:
         st["hi"] = np.maximum(st["hi"], st["med"] + reach)
         st["n"] = n
 
-    def band(self, st: State, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = self._width(st)
         return st["lo"] - r * w, st["hi"] + r * w
 

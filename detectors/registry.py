@@ -6,7 +6,9 @@ The conformance tests run over `REGISTRY`, so a detector is tested the moment it
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from detectors.clock import LocalClock
 from detectors.level_shift import LevelShift
 from detectors.persist import Persist
 from detectors.protocol import Detector
@@ -29,11 +31,33 @@ BAND_DETECTOR = Persist.kind
 """Whose expected value and band describe the signal in score messages."""
 
 
-STREAM_KINDS = (Persist.kind, Spike.kind, Stuck.kind, LevelShift.kind)
+STREAM_KINDS = (Persist.kind, Spike.kind, Stuck.kind, LevelShift.kind, Seasonal.kind)
 """What the stream runs today. `quantile` and `iqr` lift NAB (see README) but still raise early
 false alarms on young series (the demo's), so they wait for a warm-up of their own."""
 
 
-def default_suite() -> list[Detector]:
+@dataclass(frozen=True, slots=True)
+class SuiteOptions:
+    """What users tune without code (settings `ANOMSTREAM_TIMEZONE`, `_SEASONAL_*`)."""
+
+    clock: LocalClock = field(default_factory=LocalClock)
+    periods: tuple[str, ...] = ("day", "week", "samples")
+    """Period candidates; empty = no seasonal detector."""
+    bins: int = 48
+    signals: tuple[str, ...] = ("*",)
+
+
+def default_suite(options: SuiteOptions | None = None) -> list[Detector]:
     """The detectors the stream runs on every signal, in a fixed order (state layout)."""
-    return [REGISTRY[kind]() for kind in STREAM_KINDS]
+    opts = options or SuiteOptions()
+    suite: list[Detector] = []
+    for kind in STREAM_KINDS:
+        if kind != Seasonal.kind:
+            suite.append(REGISTRY[kind]())
+        elif opts.periods:
+            suite.append(
+                Seasonal(
+                    clock=opts.clock, periods=opts.periods, bins=opts.bins, signals=opts.signals
+                )
+            )
+    return suite

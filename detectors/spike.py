@@ -62,7 +62,7 @@ class Spike:
         st["prev"] = np.where(m, x, st["prev"])
         st["n"] = n
 
-    def band(self, st: State, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         centre = st["prev"] + st["dmean"]
         scale = self._scale(st)
         return centre - r * scale, centre + r * scale

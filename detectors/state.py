@@ -2,11 +2,15 @@
 
 A `State` maps field names to float64 arrays whose first axis is the series (a source's signal).
 It is gathered from per-source snapshots before a micro-batch and split back afterwards. The
-snapshot of one source is plain JSON (lists of floats): exact through orjson, never pickle.
+snapshot of one source is plain JSON, never pickle: a field of one number per series is a list of
+floats (exact through orjson's shortest repr); a field of rows of numbers (a seasonal profile, a
+history) is the base64 of its little-endian float64 bytes, exact as well, and about half the
+size and a tenth of the encoding time of the same numbers as text.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -14,8 +18,8 @@ import numpy as np
 State = dict[str, np.ndarray]
 """Field name -> float64 array of shape (n_series,) or (n_series, k)."""
 
-Snapshot = dict[str, list[float] | list[list[float]]]
-"""One source's rows of a `State`, JSON-safe."""
+Snapshot = dict[str, list[float] | str]
+"""One source's rows of a `State`, JSON-safe (see the module docstring)."""
 
 
 Init = float | tuple[float, int]
@@ -57,16 +61,27 @@ def extend(state: State, fields: Mapping[str, Init], n: int) -> State:
 
 
 def to_snapshot(state: State) -> Snapshot:
-    """JSON-safe lists; float64 -> shortest repr -> float64 is exact."""
-    return {k: v.tolist() for k, v in state.items()}
+    """JSON-safe: lists of floats, or base64 float64 bytes for fields of rows (see above)."""
+    out: Snapshot = {}
+    for k, v in state.items():
+        if v.ndim == 2:
+            out[k] = base64.b64encode(v.astype("<f8", copy=False).tobytes()).decode("ascii")
+        else:
+            out[k] = v.tolist()
+    return out
 
 
 def from_snapshot(snapshot: Mapping[str, object], fields: Mapping[str, Init], n: int) -> State:
-    """Rebuild arrays from a snapshot, checking every field and length."""
+    """Rebuild arrays from a snapshot, checking every field and its shape."""
     state: State = {}
-    for name in fields:
-        values = np.asarray(snapshot[name], dtype=np.float64)
-        if values.shape[:1] != (n,):
-            raise ValueError(f"state field {name!r} has {values.shape[:1]} rows, expected {n}")
-        state[name] = values
+    for name, init in fields.items():
+        raw = snapshot[name]
+        if isinstance(raw, str):
+            values = np.frombuffer(base64.b64decode(raw, validate=True), dtype="<f8").copy()
+        else:
+            values = np.asarray(raw, dtype=np.float64)
+        shape = (n, init[1]) if isinstance(init, tuple) else (n,)
+        if values.size != n * (shape[1] if len(shape) == 2 else 1):
+            raise ValueError(f"state field {name!r} has {values.size} numbers, expected {shape}")
+        state[name] = values.reshape(shape).astype(np.float64, copy=False)
     return state

@@ -66,6 +66,6 @@ class Stuck:
         st["prev"] = np.where(m, x, st["prev"])
         st["n"] = st["n"] + m
 
-    def band(self, st: State, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A stuck sensor has no value band: any value is fine as long as it moves."""
         return np.full_like(r, -np.inf), np.full_like(r, np.inf)

@@ -19,13 +19,13 @@ import faust
 from aiokafka import AIOKafkaProducer
 from mode import Service
 
-from detectors.engine import Scorer, ScoringConfig
 from detectors.models import ModelBook
 from streams.checkpoints import Checkpoints, report_lag
 from streams.codec import Limits
 from streams.continuity import GapGuard, KafkaOffsets
 from streams.metrics import Metrics
 from streams.processor import Processor
+from streams.scoring import build_scorer
 from streams.settings import Settings
 from streams.topics import DLQ_MAX_MESSAGE_BYTES, TABLE_NAME, TopicPlan
 
@@ -164,15 +164,7 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     output = OutputProducer(settings)
     app.service(output)  # type: ignore[arg-type]
     models = ModelBook(settings.models_dir)
-    scorer = Scorer(
-        ScoringConfig(
-            target_fap=settings.target_fap,
-            warmup=settings.warmup,
-            learn_gate=settings.learn_gate,
-            realert_after=settings.realert_after,
-        ),
-        models=models,
-    )
+    scorer = build_scorer(settings, models)
     processor = Processor(
         scorer,
         TableStore(table),

@@ -11,6 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,18 @@ class Settings(BaseSettings):
     realert_after: int = Field(
         100, ge=0, description="records before a source alerts again without escalating"
     )
+    timezone: str = Field(
+        "UTC", description="IANA time zone of the daily and weekly rhythms (DST-aware)"
+    )
+    seasonal_periods: list[str] = Field(
+        default_factory=lambda: ["day", "week", "samples"],
+        description="period candidates: day, week, samples (a rhythm in samples); empty = off",
+    )
+    seasonal_bins: int = Field(48, ge=4, le=512, description="profile bins per period")
+    seasonal_signals: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="signal name patterns that get a seasonal baseline; !pattern excludes",
+    )
     models_dir: Path = Field(Path("models"), description="model directories (train --out here)")
     models_refresh: float = Field(
         5.0, gt=0.0, le=3600.0, description="seconds between looks for new or changed models"
@@ -84,12 +97,31 @@ class Settings(BaseSettings):
     def _broker_url(cls, value: str) -> str:
         return normalise_broker(value)
 
-    @field_validator("metrics_sources", mode="before")
+    @field_validator("metrics_sources", "seasonal_periods", "seasonal_signals", mode="before")
     @classmethod
     def _source_list(cls, value: object) -> object:
         """Env and flags give `a,b,c`; the file gives a list."""
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (IANA names, e.g. Europe/Berlin)"
+            ) from None
+        return value
+
+    @field_validator("seasonal_periods")
+    @classmethod
+    def _periods(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - {"day", "week", "samples"})
+        if unknown:
+            raise ValueError(f"unknown period(s) {', '.join(unknown)}: use day, week, samples")
         return value
 
     @field_validator("log_level")

@@ -11,7 +11,8 @@ It also measures, with the same configuration, the false-alarm rate at `target_f
 anomaly-free data (NAB's artificialNoAnomaly, SKAB's anomaly-free file), the cost of the suite
 per signal value (100 sources x 8 signals) and the state size per signal.
 
-Usage: `python -m bench.nab.runner [--data DIR] [--out DIR] [--without KIND ...] [--with KIND ...]`.
+Usage: `python -m bench.nab.runner [--data DIR] [--out DIR] [--without KIND ...] [--with KIND ...]
+[--compare KIND]`; by default it also runs without the seasonal detector and prints both.
 """
 
 from __future__ import annotations
@@ -177,6 +178,17 @@ def category_scores(
     return out
 
 
+def evaluate(
+    files: list[NabFile], windows: nab.Windows, root: Path, suite: Sequence[Detector]
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Scores per file, the corpus scores per profile, and the per-category detail."""
+    scores, _ = run_stream(files, ScoringConfig(), suite)
+    corpus = nab.score_corpus(
+        {f.key: (f.timestamps, scores[f.key]) for f in files}, windows, nab.load_profiles(root)
+    )
+    return scores, corpus, category_scores(files, scores, windows, corpus["standard"]["threshold"])
+
+
 @click.command()
 @click.option("--data", type=click.Path(path_type=Path), help="benchmark data root")
 @click.option("--out", type=click.Path(path_type=Path), help="where to write NAB result CSVs")
@@ -184,8 +196,18 @@ def category_scores(
 @click.option(
     "--with", "extra", multiple=True, help="add a registered detector the stream does not run"
 )
+@click.option(
+    "--compare",
+    default="seasonal",
+    show_default=True,
+    help="also run without this detector kind and print both ('' = no comparison)",
+)
 def main(
-    data: Path | None, out: Path | None, without: tuple[str, ...], extra: tuple[str, ...]
+    data: Path | None,
+    out: Path | None,
+    without: tuple[str, ...],
+    extra: tuple[str, ...],
+    compare: str,
 ) -> None:
     """Run the stream's detector stack over NAB and print the scores beside the scoreboard."""
     try:
@@ -204,17 +226,17 @@ def main(
     config = ScoringConfig()
     files = load_corpus(root / "data")
     windows = nab.load_windows(root)
-    scores, elapsed = run_stream(files, config, suite)
+    started = time.perf_counter()
+    scores, corpus, categories = evaluate(files, windows, root, suite)
+    elapsed = time.perf_counter() - started
+    reduced = [d for d in suite if d.kind != compare]
+    other = evaluate(files, windows, root, reduced) if len(reduced) < len(suite) else None
     rows = sum(len(f.values) for f in files)
     if out is not None:
         for f in files:
             nab.write_results(
                 out, DETECTOR_NAME, f.key, f.timestamps, f.values, scores[f.key], windows[f.key]
             )
-    corpus = nab.score_corpus(
-        {f.key: (f.timestamps, scores[f.key]) for f in files}, windows, nab.load_profiles(root)
-    )
-    categories = category_scores(files, scores, windows, corpus["standard"]["threshold"])
     clean = [f for f in files if f.key.startswith("artificialNoAnomaly/")]
     nab_rate = alarm_rate(clean, config, suite)
     skab_file = bench / "skab" / "data" / "anomaly-free" / "anomaly-free.csv"
@@ -229,22 +251,33 @@ def main(
     label = "anomstream" + (f" (without {', '.join(without)})" if without else "")
     label += f" (with {', '.join(extra)})" if extra else ""
     table.add_row(label, *(f"{corpus[p]['score']:.1f}" for p in PROFILES), style="bold")
+    if other is not None:
+        table.add_row(
+            f"  ... without {compare}", *(f"{other[1][p]['score']:.1f}" for p in PROFILES)
+        )
     for name in BOARD:
         table.add_row(name, *(f"{published[name][p]:.1f}" for p in PROFILES))
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     console.print(table)
-    detail = Table(title="standard profile at the corpus threshold, by category")
-    for column in ("category", "raw score", "windows", "detected", "FP rows", "FP weight"):
+    detail = Table(title="standard profile at the corpus threshold, by category (raw score)")
+    columns = ["category", "raw", "windows", "found", "FP rows", "FP cost"]
+    if other is not None:
+        columns += [f"raw w/o {compare}", "found", "FP rows"]
+    for column in columns:
         detail.add_column(column, justify="left" if column == "category" else "right")
     for name, row in sorted(categories.items()):
-        detail.add_row(
+        cells = [
             name,
             f"{row['raw']:+.2f}",
             f"{row['windows']:.0f}",
             f"{row['detected']:.0f}",
             f"{row['fp']:.0f}",
             f"{row['fp_weight']:+.1f}",
-        )
+        ]
+        if other is not None:
+            base = other[2][name]
+            cells += [f"{base['raw']:+.2f}", f"{base['detected']:.0f}", f"{base['fp']:.0f}"]
+        detail.add_row(*cells)
     console.print(detail)
     console.print(
         f"alarm rate at target_fap={config.target_fap:g} after warm-up: "
@@ -264,6 +297,9 @@ def main(
                 "suite": [d.kind for d in suite],
                 "scores": corpus,
                 "categories": categories,
+                f"without_{compare}": None
+                if other is None
+                else {"scores": other[1], "categories": other[2]},
                 "alarm_rate": {"nab_no_anomaly": nab_rate, "skab_anomaly_free": skab_rate},
                 "us_per_signal_value": per_value,
                 "state_bytes_per_signal": state_bytes,

@@ -18,11 +18,15 @@ from detectors.model_spec import ErrorCalibration, ModelError, read_spec
 from detectors.models import ModelBook
 from detectors.offline import score_records, scorer_for
 from detectors.records import Record
+from detectors.registry import SuiteOptions, default_suite
 from detectors.source_state import SourceState
 from tests.coupled import SIGNALS, START, coupled, zero_crossing
 from tests.schemas import check
 
 CONFIG = ScoringConfig()
+NO_RHYTHM = default_suite(SuiteOptions(periods=()))
+"""The univariate suite without the seasonal detector, which sees b's phase flip on its own
+(see tests/detectors/test_seasonal.py)."""
 
 
 def records(values: np.ndarray, source: str = "pump-1") -> list[Record]:
@@ -43,14 +47,17 @@ def model(model_dir: Path) -> OnnxAutoencoder:
 def test_a_correlation_break_is_found_by_the_model_alone_and_explained(model) -> None:
     brk = zero_crossing(1000)
     recs = records(coupled(1400, seed=2, break_at=brk))
-    alone = score_records(scorer_for(None, CONFIG), recs)
-    fused = score_records(scorer_for(model, CONFIG), recs)
-    # every value stays in range: the univariate suite cannot see it
-    assert not any(r.is_anomaly for r in alone[brk:])
+    alone = score_records(scorer_for(None, CONFIG, NO_RHYTHM), recs)
+    fused = score_records(scorer_for(model, CONFIG, NO_RHYTHM), recs)
+    # every value stays in range: the univariate suite without rhythms sees at most the
+    # averages drift a few records later (level_shift); the model sees the break first
+    later = [i for i, r in enumerate(alone) if r.is_anomaly]
+    assert not later or min(later) >= brk, "false alarm before the break"
     flagged = [i for i, r in enumerate(fused) if r.is_anomaly]
     assert flagged, "the autoencoder missed the correlation break"
     assert min(flagged) >= brk, "false alarm before the break"
     assert min(flagged) - brk <= 10
+    assert not later or min(flagged) < min(later), (min(flagged), min(later))
     first = fused[min(flagged)]
     event = anomaly_event(first, CONFIG)
     check("event", event)

@@ -38,6 +38,9 @@ def test_env_beats_file_and_overrides_beat_env(tmp_path: Path) -> None:
         ({"ANOMSTREAM_PARTITIONS": "zero"}, "partitions"),
         ({"ANOMSTREAM_TARGET_FAP": "2"}, "target_fap"),
         ({"ANOMSTREAM_BROKER": "no-port"}, "broker"),
+        ({"ANOMSTREAM_TIMEZONE": "Mars/Olympus"}, "timezone"),
+        ({"ANOMSTREAM_SEASONAL_PERIODS": "day,month"}, "seasonal_periods"),
+        ({"ANOMSTREAM_SEASONAL_BINS": "1"}, "seasonal_bins"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_setting(environ: dict[str, str], message: str) -> None:
@@ -57,3 +60,23 @@ def test_bad_config_files(tmp_path: Path) -> None:
     unknown.write_text("brokr = 'x:1'")
     with pytest.raises(SettingsError, match="unknown setting"):
         load_settings(unknown, environ={})
+
+
+def test_seasonal_settings_reach_the_scorer() -> None:
+    from streams.scoring import build_scorer
+
+    s = load_settings(
+        environ={
+            "ANOMSTREAM_TIMEZONE": "Europe/Berlin",
+            "ANOMSTREAM_SEASONAL_PERIODS": "day, week",
+            "ANOMSTREAM_SEASONAL_BINS": "24",
+            "ANOMSTREAM_SEASONAL_SIGNALS": "temp*,!temp_raw",
+        }
+    )
+    seasonal = {d.kind: d for d in build_scorer(s).suite}["seasonal"]
+    assert seasonal.clock.zone == "Europe/Berlin"  # type: ignore[attr-defined]
+    assert seasonal.periods == ("day", "week")  # type: ignore[attr-defined]
+    assert seasonal.bins == 24  # type: ignore[attr-defined]
+    assert seasonal.signals == ("temp*", "!temp_raw")  # type: ignore[attr-defined]
+    off = load_settings(environ={"ANOMSTREAM_SEASONAL_PERIODS": ""})
+    assert "seasonal" not in {d.kind for d in build_scorer(off).suite}

@@ -9,10 +9,10 @@ from detectors.clock import LocalClock
 from detectors.engine import Scorer, ScoringConfig, signal_matches
 from detectors.messages import score_message
 from detectors.offline import score_records
-from detectors.periods import WEEK
+from detectors.periods import DAY, WEEK
 from detectors.records import Record
 from detectors.registry import SuiteOptions, default_suite
-from detectors.seasonal import DAY, Seasonal, describe
+from detectors.seasonal import Seasonal, describe
 from tests.detectors.test_conformance import run
 from tests.schemas import check
 

@@ -6,9 +6,9 @@ import numpy as np
 import orjson
 import pytest
 
-from detectors.state import from_snapshot, new_state, to_snapshot
+from detectors.state import Init, from_snapshot, new_state, to_snapshot
 
-FIELDS = {"level": 0.0, "profile": (0.0, 5)}
+FIELDS: dict[str, Init] = {"level": 0.0, "profile": (0.0, 5)}
 
 
 def test_rows_of_numbers_travel_as_base64_and_come_back_bit_exact() -> None:

@@ -45,7 +45,9 @@ def autocorrelation(y: np.ndarray) -> np.ndarray:
     n = rows.shape[1]
     x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
     centred = rows - rows.mean(axis=1, keepdims=True)
-    slope = centred @ x / float(x @ x)
+    # elementwise and a reduction per row, not a matrix product: BLAS may round a row
+    # differently in a block of rows, and scores must not depend on how batches were cut
+    slope = (centred * x).sum(axis=1) / float((x * x).sum())
     resid = centred - slope[:, None] * x
     size = 1 << int(2 * n - 1).bit_length()
     spec = np.fft.rfft(resid, size, axis=1)

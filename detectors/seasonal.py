@@ -47,7 +47,7 @@ SECONDS, SAMPLES = 0.0, 1.0
 HORIZON = 28 * DAY
 """The coarse history stops coarsening once it spans this long (weekly rhythms need two weeks)."""
 MIN_COUNT = 12
-"""Values a phase bin needs before it is judged against."""
+"""Values a phase bin needs before it is judged against (or three periods' worth, if fewer)."""
 CHECK_EVERY = RING // 8
 """New history buckets between two period checks of a series."""
 
@@ -98,6 +98,7 @@ class Seasonal:
                 "unit": SECONDS,
                 "found": 0.0,  # 1: the history confirmed the period
                 "strength": 0.0,  # its autocorrelation
+                "nb": float(b),  # bins in use: fewer when a period holds fewer values than bins
                 "n": 0.0,  # values learnt: the clock of rhythms in samples
                 "last_t": np.nan,
                 "dt": 0.0,  # typical sampling interval (EWMA)
@@ -134,7 +135,17 @@ class Seasonal:
         period = np.where(st["period"] > 0, st["period"], DAY)
         clock = np.where(st["unit"] == SAMPLES, st["n"] - st["start"], self.clock.local(t) - MONDAY)
         phase = np.mod(np.nan_to_num(clock), period) / period
-        out: np.ndarray = np.clip((phase * self.bins).astype(np.intp), 0, self.bins - 1)
+        nb = st["nb"]
+        out: np.ndarray = np.clip((phase * nb).astype(np.intp), 0, (nb - 1).astype(np.intp))
+        return out
+
+    @staticmethod
+    def _visits(st: State) -> np.ndarray:
+        """Values a phase bin gets per period (at least 1)."""
+        per_period = np.where(
+            st["unit"] == SAMPLES, st["period"], st["period"] / np.maximum(st["dt"], 1e-9)
+        )
+        out: np.ndarray = np.maximum(per_period / st["nb"], 1.0)
         return out
 
     def _pick(self, st: State, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,7 +168,8 @@ class Seasonal:
         mean, dev, count = self._pick(st, b)
         with np.errstate(invalid="ignore", divide="ignore"):
             mature = self._age(st, t) >= self.min_periods * st["period"]
-            known = (count >= MIN_COUNT) & mature & (st["period"] > 0)
+            need = np.minimum(MIN_COUNT, 3.0 * self._visits(st))  # coarse data: 3 periods
+            known = (count >= need) & mature & (st["period"] > 0)
             stat = np.where(known, np.abs(x - mean) / (dev + 1e-9 * (np.abs(mean) + 1.0)), np.nan)
         judged = known & (st["found"] > 0) & (st["err_season"] < self.skill * st["err_level"])
         # The calibration learns the distances of a mature profile only (a young one's are wider
@@ -186,7 +198,7 @@ class Seasonal:
         self._remember(st, rows, v, tv)
 
     def _learn_profile(self, st: State, rows: np.ndarray, v: np.ndarray, tv: np.ndarray) -> None:
-        sub = {k: st[k][rows] for k in ("period", "unit", "n", "start")}
+        sub = {k: st[k][rows] for k in ("period", "unit", "n", "start", "nb")}
         b = self._bin(sub, tv)
         mean, dev, count = st["mean"][rows, b], st["dev"][rows, b], st["count"][rows, b]
         hypo = sub["period"] > 0
@@ -203,12 +215,7 @@ class Seasonal:
         st["nl"][rows] = nl
         # the bin's level and deviation (winsorised, so one outlier does not move the profile);
         # memory in periods: `span` times the values a bin gets per period
-        per_period = np.where(
-            sub["unit"] == SAMPLES,
-            sub["period"],
-            sub["period"] / np.maximum(st["dt"][rows], 1e-9),
-        )
-        visits = np.maximum(per_period / self.bins, 1.0)
+        visits = self._visits({**sub, "dt": st["dt"][rows]})
         n = count + 1
         a = np.maximum(1.0 / n, 1.0 / (self.span * visits))
         limit = np.where(count >= 2, self.clip * np.maximum(dev, 1e-12), np.inf)
@@ -271,8 +278,10 @@ class Seasonal:
                 st["found"][r] = 0.0  # no rhythm in the history, none in the profile's errors
             return
         length, unit, strength = found
+        values = length if unit == SAMPLES else length / max(st["dt"][r], 1e-9)
+        nb = float(np.clip(np.floor(values), 4, self.bins))  # at least a value per bin
         same = unit == st["unit"][r] and abs(length - st["period"][r]) <= 0.05 * st["period"][r]
-        if same:
+        if same and (st["found"][r] > 0 or nb == st["nb"][r]):
             st["found"][r], st["strength"][r] = 1.0, strength
             if unit == SAMPLES and length >= 16 * st["m"][r]:
                 # refine the length while the history resolves it, keeping the profile's phase
@@ -283,7 +292,8 @@ class Seasonal:
             return
         if st["found"][r] > 0 and strength < st["strength"][r] + 0.1:
             return  # a confirmed rhythm gives way only to a clearly stronger one
-        st["period"][r], st["unit"][r] = length, unit
+        # a new period, or the day confirmed with fewer values a day than bins: a new profile
+        st["period"][r], st["unit"][r], st["nb"][r] = length, unit, nb
         st["found"][r], st["strength"][r] = 1.0, strength
         st["start"][r] = st["n"][r] if unit == SAMPLES else st["last_t"][r]
         st["mean"][r], st["dev"][r], st["count"][r] = 0.0, 0.0, 0.0

@@ -242,6 +242,7 @@ def main(
     skab_file = bench / "skab" / "data" / "anomaly-free" / "anomaly-free.csv"
     skab_rate = skab_alarm_rate(skab_file, config, suite) if skab_file.is_file() else None
     per_value, state_bytes = suite_cost(config, suite)
+    base_value, base_bytes = suite_cost(config, reduced) if other is not None else (0.0, 0.0)
 
     published = json.loads((root / "results" / "final_results.json").read_text())
     table = Table(title=f"NAB v1.1, {len(files)} files, {rows:,} rows (normalised scores)")
@@ -288,6 +289,11 @@ def main(
         f"cost: {per_value:.2f} us per signal value (100 sources x 8 signals, "
         f"{len(suite)} detectors); NAB run {elapsed / rows * 1e6:.1f} us per 1-signal record; "
         f"state {state_bytes:,.0f} bytes per signal"
+        + (
+            f" (without {compare}: {base_value:.2f} us, {base_bytes:,.0f} bytes)"
+            if other is not None
+            else ""
+        )
     )
     RESULTS.mkdir(exist_ok=True)
     name = "nab" + "".join(f"_without_{k}" for k in without) + "".join(f"_with_{k}" for k in extra)
@@ -303,6 +309,7 @@ def main(
                 "alarm_rate": {"nab_no_anomaly": nab_rate, "skab_anomaly_free": skab_rate},
                 "us_per_signal_value": per_value,
                 "state_bytes_per_signal": state_bytes,
+                f"us_per_signal_value_without_{compare}": base_value,
             },
             indent=2,
         )

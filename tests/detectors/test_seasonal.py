@@ -175,3 +175,22 @@ def test_seasonal_runs_only_on_the_signals_its_patterns_select() -> None:
     assert default_suite(SuiteOptions(periods=())) == [
         d for d in default_suite() if d.kind != "seasonal"
     ]
+
+
+def test_period_checks_do_not_depend_on_which_series_share_a_check() -> None:
+    from detectors.periods import autocorrelation
+
+    rows = np.random.default_rng(0).normal(size=(7, 96))
+    together = autocorrelation(rows)
+    for i in range(7):
+        assert together[i].tobytes() == autocorrelation(rows[i]).tobytes()
+    # and so the stream's scores do not depend on its batches
+    t = np.arange(3000.0)
+    recs = [
+        Record(f"s{j}", float(k), f"{k}", {"x": float(np.sin(k / (5 + j)))})
+        for k in t.astype(int).tolist()
+        for j in range(3)
+    ]
+    ref = [r.score for r in score_records(Scorer(ScoringConfig()), recs, batch=500)]
+    for batch in (1, 97):
+        assert [r.score for r in score_records(Scorer(ScoringConfig()), recs, batch=batch)] == ref

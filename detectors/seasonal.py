@@ -47,7 +47,8 @@ SECONDS, SAMPLES = 0.0, 1.0
 HORIZON = 28 * DAY
 """The coarse history stops coarsening once it spans this long (weekly rhythms need two weeks)."""
 MIN_COUNT = 12
-"""Values a phase bin needs before it is judged against (or three periods' worth, if fewer)."""
+"""Values a phase bin needs before it is judged against (measured on NAB: judging bins after
+three periods' worth on coarse data cost two points, from early verdicts on poor deviations)."""
 CHECK_EVERY = RING // 8
 """New history buckets between two period checks of a series."""
 
@@ -168,8 +169,7 @@ class Seasonal:
         mean, dev, count = self._pick(st, b)
         with np.errstate(invalid="ignore", divide="ignore"):
             mature = self._age(st, t) >= self.min_periods * st["period"]
-            need = np.minimum(MIN_COUNT, 3.0 * self._visits(st))  # coarse data: 3 periods
-            known = (count >= need) & mature & (st["period"] > 0)
+            known = (count >= MIN_COUNT) & mature & (st["period"] > 0)
             stat = np.where(known, np.abs(x - mean) / (dev + 1e-9 * (np.abs(mean) + 1.0)), np.nan)
         judged = known & (st["found"] > 0) & (st["err_season"] < self.skill * st["err_level"])
         # The calibration learns the distances of a mature profile only (a young one's are wider

@@ -110,17 +110,25 @@ def _vertex(r: np.ndarray, k: int) -> float:
 
 
 def find_period(
-    history: np.ndarray, m: float, bucket_seconds: float, periods: tuple[str, ...]
+    history: np.ndarray,
+    m: float,
+    bucket_seconds: float,
+    periods: tuple[str, ...],
+    sample_seconds: float = 0.0,
 ) -> tuple[float, float, float] | None:
     """(length, unit, strength) of the history's rhythm: unit 0 = seconds (a day or a week),
     1 = samples; None when it shows none of the candidate `periods`."""
     if len(history) < 4 * MIN_LAG:
         return None
-    return read_period(autocorrelation(history), m, bucket_seconds, periods)
+    return read_period(autocorrelation(history), m, bucket_seconds, periods, sample_seconds)
 
 
 def read_period(
-    r: np.ndarray, m: float, bucket_seconds: float, periods: tuple[str, ...]
+    r: np.ndarray,
+    m: float,
+    bucket_seconds: float,
+    periods: tuple[str, ...],
+    sample_seconds: float = 0.0,
 ) -> tuple[float, float, float] | None:
     """`find_period` from the history's autocorrelation `r`."""
     found: dict[float, float] = {}
@@ -144,8 +152,9 @@ def read_period(
     strength = _rhythm(r, lag)
     if strength is None:
         return None
-    seconds = lag * bucket_seconds
-    for name, length in (("day", DAY), ("week", WEEK)):
-        if name in periods and abs(seconds - length) <= SAME * length:
-            return length, 0.0, strength
+    # in seconds by the history's span, or by the usual sampling interval (gaps stretch the span)
+    for seconds in (lag * bucket_seconds, lag * m * sample_seconds):
+        for name, length in (("day", DAY), ("week", WEEK)):
+            if name in periods and abs(seconds - length) <= SAME * length:
+                return length, 0.0, strength
     return lag * m, 1.0, strength

@@ -272,14 +272,14 @@ class Seasonal:
         """Read one series' period from its history's autocorrelation; adopt, confirm or drop."""
         samples = st["filled"][r] * st["m"][r] + st["acc_n"][r]
         bucket_seconds = (st["ring_t1"][r] - st["ring_t0"][r]) / max(samples - 1, 1) * st["m"][r]
-        found = read_period(acf, float(st["m"][r]), bucket_seconds, self.periods)
+        found = read_period(acf, float(st["m"][r]), bucket_seconds, self.periods, st["dt"][r])
         if found is None:
             if st["err_season"][r] >= st["err_level"][r]:
                 st["found"][r] = 0.0  # no rhythm in the history, none in the profile's errors
             return
         length, unit, strength = found
         values = length if unit == SAMPLES else length / max(st["dt"][r], 1e-9)
-        nb = float(np.clip(np.floor(values), 4, self.bins))  # at least a value per bin
+        nb = float(np.clip(np.round(values), 4, self.bins))  # about a value per bin at least
         same = unit == st["unit"][r] and abs(length - st["period"][r]) <= 0.05 * st["period"][r]
         if same and (st["found"][r] > 0 or nb == st["nb"][r]):
             st["found"][r], st["strength"][r] = 1.0, strength

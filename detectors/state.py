@@ -46,11 +46,12 @@ def concat(states: Sequence[State]) -> State:
 
 def split(state: State, sizes: Sequence[int]) -> list[State]:
     """Undo `concat`: cut the series axis into consecutive parts of the given sizes."""
-    bounds = np.cumsum(sizes)[:-1]
+    ends = np.cumsum(sizes).tolist()
+    spans = list(zip([0, *ends[:-1]], ends, strict=True))
     parts: list[State] = [{} for _ in sizes]
-    for name, values in state.items():
-        for part, piece in zip(parts, np.split(values, bounds), strict=True):
-            part[name] = piece
+    for name, values in state.items():  # plain slices (views): np.split costs 10x as much
+        for part, (a, b) in zip(parts, spans, strict=True):
+            part[name] = values[a:b]
     return parts
 
 

@@ -716,10 +716,14 @@ def _megabytes(size: str) -> int:
 
 
 def _kafka_cluster_id() -> str:
-    """A random KRaft cluster id: 16 random bytes, URL-safe base64 without padding."""
+    """A random KRaft cluster id: 16 random bytes, URL-safe base64 without padding, never
+    starting with `-` (the storage tool would take it for an option: seen once in 64 runs)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 _LOG4J2 = """\

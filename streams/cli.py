@@ -13,7 +13,7 @@ from rich.console import Console
 
 from detectors.model_spec import ModelError
 from streams.brokers import BrokerError
-from streams.cli_models import detect, evaluate, train
+from streams.cli_models import csv_options, detect, evaluate, train
 from streams.csvdata import CsvError
 from streams.settings import Settings, SettingsError, load_settings
 from streams.topics import BrokerUnavailable
@@ -252,6 +252,75 @@ def plant(
     settings = settings_from(config, broker)
     sent = asyncio.run(stream_plant(settings, rate, sources, cycle, cycles, seed, Console()))
     click.echo(f"produced {sent} records to {settings.topic_signals}")
+
+
+@cli.command()
+@kafka_options
+@click.argument("data", required=False, type=click.Path(path_type=Path))
+@click.option("--from-topic", is_flag=True, help="replay the signals topic instead of a CSV file")
+@click.option(
+    "--since",
+    help="history from this time: RFC 3339, epoch seconds or an age (14d, 36h); "
+    "the topic's message times, or the CSV's timestamps",
+)
+@click.option("--source", help="source id when the file has no source column (default: file stem)")
+@csv_options
+@click.option("--dry-run", is_flag=True, help="score and print, write nothing")
+def warmup(
+    config: Path | None,
+    broker: str | None,
+    data: Path | None,
+    from_topic: bool,
+    since: str | None,
+    source: str | None,
+    dry_run: bool,
+    **reading: Any,
+) -> None:
+    """Score history with the worker's detectors and write the state it restores at start-up."""
+    from detectors.models import ModelBook
+    from streams import warmup as warm
+    from streams.scoring import build_scorer
+
+    if (data is None) == (not from_topic):
+        raise click.UsageError("give either a CSV file or --from-topic")
+    try:
+        start = None if since is None else warm.parse_since(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--since'") from None
+    settings = settings_from(config, broker)
+    console = Console()
+    try:
+        if data is None:
+            history = asyncio.run(warm.records_from_topic(settings, start or 0.0))
+            records = history.records
+            console.print(
+                f"read {history.messages} messages from {settings.topic_signals}"
+                + (f", skipped {history.dead} malformed" if history.dead else "")
+            )
+        else:
+            records = warm.records_from_csv(data, start, source, reading)
+        if not records:
+            where = settings.topic_signals if data is None else data
+            raise warm.WarmupError(
+                f"no records to warm up from in {where}"
+                + ("" if since is None else f" since {since}")
+            )
+        scorer = build_scorer(settings, ModelBook(settings.models_dir))
+        warmed = warm.warm_states(scorer, records)
+        written = None
+        if not dry_run:
+            written = asyncio.run(warm.write_states(settings, warmed.states, scorer))
+    except warm.WarmupError as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(warm.summary_table(warmed, written))
+    if written is None:
+        console.print("dry run: nothing written")
+    else:
+        console.print(
+            f"wrote {len(written)} source states to {settings.app_id}'s state table. "
+            "Start (or restart) the worker now: it restores the table only at start-up, and a "
+            "running worker that already holds a source would overwrite its warm state."
+        )
 
 
 cli.add_command(train)

@@ -5,7 +5,8 @@ Faust can lose records between its consumer and the agent around a (re)start or 
 records per partition, and its gap bookkeeping then let it commit past them; faust-streaming
 issues #216 and #596 describe such races). Scoring past a hole would corrupt the detectors'
 state and lose those records for good, so every event is checked against the next offset
-expected for its partition (the group's committed offset for the first one after an assignment):
+expected for its partition (for the first one after an assignment: the group's committed offset,
+or the partition's first offset for a new group):
 
 - an earlier offset (a re-read) passes: the source state skips what it has applied;
 - a later offset is a hole. The missing records are read straight from the broker with a small
@@ -32,7 +33,9 @@ class Offsets(Protocol):
     """What the guard needs from the broker (`KafkaOffsets` below)."""
 
     async def committed(self, tp: TP) -> int | None:
-        """The group's committed offset for `tp`; None when nothing was committed."""
+        """Where the group resumes `tp`: its committed offset, or, when nothing was committed,
+        the partition's first stored offset (the worker reads from the earliest); None when
+        that is unknown."""
         ...
 
     async def fetch(self, tp: TP, start: int, stop: int) -> list[InMessage]:
@@ -114,11 +117,15 @@ class KafkaOffsets:
         key = TopicPartition(tp.topic, tp.partition)
         found = await self._admin.list_consumer_group_offsets(self._group, partitions=[key])
         meta = found.get(key)
-        return None if meta is None or meta.offset < 0 else int(meta.offset)
+        if meta is not None and meta.offset >= 0:
+            return int(meta.offset)
+        # A new group: Faust was seen to hand a fresh worker nothing before its start (while it
+        # restored a non-empty changelog), and then later records only. Expect the first one.
+        first = await (await self._consumer()).beginning_offsets([key])
+        return int(first[key]) if key in first else None
 
-    async def fetch(self, tp: TP, start: int, stop: int) -> list[InMessage]:
+    async def _consumer(self) -> Any:
         from aiokafka import AIOKafkaConsumer
-        from aiokafka.structs import TopicPartition
 
         if self._probe is None:
             self._probe = AIOKafkaConsumer(
@@ -128,12 +135,18 @@ class KafkaOffsets:
                 fetch_max_wait_ms=100,
             )
             await self._probe.start()
+        return self._probe
+
+    async def fetch(self, tp: TP, start: int, stop: int) -> list[InMessage]:
+        from aiokafka.structs import TopicPartition
+
+        probe = await self._consumer()
         key = TopicPartition(tp.topic, tp.partition)
-        self._probe.assign([key])
-        self._probe.seek(key, start)
+        probe.assign([key])
+        probe.seek(key, start)
         out: list[InMessage] = []
         while True:
-            batch = await self._probe.getmany(key, timeout_ms=2000)
+            batch = await probe.getmany(key, timeout_ms=2000)
             records = batch.get(key, [])
             if not records:
                 return out  # nothing more stored below `stop`: the rest of the hole is real

@@ -31,6 +31,9 @@ CONTRAST = 0.2
 """... and by how much it must beat the autocorrelation at half its lag."""
 MIN_LAG = 4.0
 """Buckets per period at the least: a shorter rhythm is noise to a profile of this history."""
+SNAP = 0.1
+"""A rhythm this close to a whole number of samples is taken to be that number: a sampled
+process with a period of 13 samples, read as 13.02, drifts a whole sample in 50 periods."""
 SAME = 0.05
 """A rhythm in samples within this relative distance of a day or a week is that calendar period."""
 
@@ -157,4 +160,7 @@ def read_period(
         for name, length in (("day", DAY), ("week", WEEK)):
             if name in periods and abs(seconds - length) <= SAME * length:
                 return length, 0.0, strength
-    return lag * m, 1.0, strength
+    length = lag * m
+    if abs(length - round(length)) <= SNAP:  # a whole number of samples: counting stays in phase
+        length = float(round(length))
+    return length, 1.0, strength

@@ -99,7 +99,7 @@ class Seasonal:
                 "found": 0.0,  # 1: the history confirmed the period
                 "strength": 0.0,  # its autocorrelation
                 "nb": float(b),  # bins in use: fewer when a period holds fewer values than bins
-                "n": 0.0,  # values learnt: the clock of rhythms in samples
+                "n": 0.0,  # sample index (values, plus the ones gaps skipped): rhythms in samples
                 "last_t": np.nan,
                 "dt": 0.0,  # typical sampling interval (EWMA)
                 "level": 0.0,  # recent level (EWMA): the baseline the profile must beat
@@ -125,15 +125,27 @@ class Seasonal:
 
     # -- phase ------------------------------------------------------------------------------
 
-    def _age(self, st: State, t: np.ndarray) -> np.ndarray:
-        """How far into the current hypothesis, in its own unit."""
-        now = np.where(st["unit"] == SAMPLES, st["n"], t)
+    @staticmethod
+    def _count(st: State, t: np.ndarray) -> np.ndarray:
+        """The sample index of a value at `t`: values learnt, plus the sampling intervals a gap
+        skipped (missing values), so a rhythm in samples keeps its phase across gaps."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slots = np.rint((t - st["last_t"]) / st["dt"])
+        skipped = np.where(np.isfinite(slots) & (st["dt"] > 0), np.maximum(slots - 1, 0), 0)
+        out: np.ndarray = st["n"] + skipped
+        return out
+
+    def _age(self, st: State, t: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """How far into the current hypothesis, in its own unit (`count`: sample index)."""
+        now = np.where(st["unit"] == SAMPLES, count, t)
         out: np.ndarray = now - st["start"]
         return out
 
-    def _bin(self, st: State, t: np.ndarray) -> np.ndarray:
+    def _bin(self, st: State, t: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """Phase bin of values at times `t` and sample indices `count`."""
         period = np.where(st["period"] > 0, st["period"], DAY)
-        clock = np.where(st["unit"] == SAMPLES, st["n"] - st["start"], self.clock.local(t) - MONDAY)
+        samples = count - st["start"]
+        clock = np.where(st["unit"] == SAMPLES, samples, self.clock.local(t) - MONDAY)
         phase = np.mod(np.nan_to_num(clock), period) / period
         nb = st["nb"]
         out: np.ndarray = np.clip((phase * nb).astype(np.intp), 0, (nb - 1).astype(np.intp))
@@ -155,7 +167,7 @@ class Seasonal:
     def active(self, st: State, t: np.ndarray) -> np.ndarray:
         """Series whose rhythm is found, established, and worth more than their recent level."""
         with np.errstate(invalid="ignore"):
-            old_enough = self._age(st, t) >= self.min_periods * st["period"]
+            old_enough = self._age(st, t, self._count(st, t)) >= self.min_periods * st["period"]
         out: np.ndarray = (
             (st["found"] > 0) & old_enough & (st["err_season"] < self.skill * st["err_level"])
         )
@@ -164,10 +176,10 @@ class Seasonal:
     # -- the detector role --------------------------------------------------------------------
 
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
-        b = self._bin(st, t)
-        mean, dev, count = self._pick(st, b)
+        index = self._count(st, t)
+        mean, dev, count = self._pick(st, self._bin(st, t, index))
         with np.errstate(invalid="ignore", divide="ignore"):
-            mature = self._age(st, t) >= self.min_periods * st["period"]
+            mature = self._age(st, t, index) >= self.min_periods * st["period"]
             known = (count >= MIN_COUNT) & mature & (st["period"] > 0)
             stat = np.where(known, np.abs(x - mean) / (dev + 1e-9 * (np.abs(mean) + 1.0)), np.nan)
         judged = known & (st["found"] > 0) & (st["err_season"] < self.skill * st["err_level"])
@@ -182,21 +194,20 @@ class Seasonal:
         rows = np.flatnonzero(m)
         v, tv = x[rows], t[rows]
         st["start"][rows] = np.where(np.isnan(st["start"][rows]), tv, st["start"][rows])
-        gap = tv - st["last_t"][rows]
-        ok = gap > 0
-        st["dt"][rows] = np.where(
-            ok,
-            np.where(st["dt"][rows] > 0, st["dt"][rows] + 0.05 * (gap - st["dt"][rows]), gap),
-            st["dt"][rows],
-        )
-        st["last_t"][rows] = tv
+        st["n"][rows] = self._count({k: st[k][rows] for k in ("n", "last_t", "dt")}, tv)
         self._learn_profile(st, rows, v, tv)
         st["n"][rows] += 1
+        # the usual sampling interval: gaps (missing values) left out
+        gap = tv - st["last_t"][rows]
+        dt = st["dt"][rows]
+        usual = (gap > 0) & ((dt <= 0) | (gap < 3 * dt))
+        st["dt"][rows] = np.where(usual, np.where(dt > 0, dt + 0.05 * (gap - dt), gap), dt)
+        st["last_t"][rows] = tv
         self._remember(st, rows, v, tv)
 
     def _learn_profile(self, st: State, rows: np.ndarray, v: np.ndarray, tv: np.ndarray) -> None:
         sub = {k: st[k][rows] for k in ("period", "unit", "n", "start", "nb")}
-        b = self._bin(sub, tv)
+        b = self._bin(sub, tv, sub["n"])  # `n` already counts the values a gap skipped
         mean, dev, count = st["mean"][rows, b], st["dev"][rows, b], st["count"][rows, b]
         hypo = sub["period"] > 0
         # how well each baseline predicted this value, before learning it
@@ -214,7 +225,10 @@ class Seasonal:
         # memory in periods: `span` times the values a bin gets per period
         visits = self._visits({**sub, "dt": st["dt"][rows]})
         n = count + 1
-        a = np.maximum(1.0 / n, 1.0 / (self.span * visits))
+        # ... and never fewer than MIN_COUNT values: a bin visited once a period would
+        # otherwise estimate its deviation from its last two values, and a lucky small one
+        # turns the next ordinary value into an alarm
+        a = np.maximum(1.0 / n, 1.0 / np.maximum(self.span * visits, MIN_COUNT))
         limit = np.where(count >= 2, self.clip * np.maximum(dev, 1e-12), np.inf)
         delta = np.clip(np.where(seen, v - mean, 0.0), -limit, limit)
         st["mean"][rows, b] = np.where(hypo, np.where(seen, mean + a * delta, v), mean)
@@ -297,7 +311,7 @@ class Seasonal:
         st["err_season"][r] = st["err_level"][r]
 
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, dev, _ = self._pick(st, self._bin(st, t))
+        mean, dev, _ = self._pick(st, self._bin(st, t, self._count(st, t)))
         return mean - r * dev, mean + r * dev
 
 

@@ -194,3 +194,16 @@ def test_period_checks_do_not_depend_on_which_series_share_a_check() -> None:
     ref = [r.score for r in score_records(Scorer(ScoringConfig()), recs, batch=500)]
     for batch in (1, 97):
         assert [r.score for r in score_records(Scorer(ScoringConfig()), recs, batch=batch)] == ref
+
+
+def test_a_rhythm_in_samples_keeps_its_phase_across_missing_values() -> None:
+    rng = np.random.default_rng(2)
+    t = np.arange(12_000.0)
+    wave = np.sin(2 * np.pi * t / 100) + rng.normal(0, 0.05, len(t))
+    keep = np.ones(len(t), dtype=bool)
+    keep[9_000:9_037] = False  # 37 values missing: a third of a period
+    scores, st, _ = run(Seasonal(), wave[keep][:, None], t[keep][:, None])
+    found = describe(st)[0]
+    assert found is not None and abs(found[0] - 100) < 0.5 and found[1] == "samples"
+    after = scores[9_000 : 9_000 + 500]  # the values right after the gap
+    assert (after >= 1 - 1e-3).sum() <= 1, np.flatnonzero(after >= 1 - 1e-3)

@@ -109,6 +109,10 @@ class _Group:
     """Partition -> (offset, index) of the last record taken in this batch."""
 
 
+_new = tuple.__new__
+"""Builds a NamedTuple from all its fields at 40 % of its constructor's cost (measured: 310 vs
+770 ns for a SignalResult; one is built per signal per record)."""
+
 ESCALATION = 10.0
 """An alert within `realert_after` records needs a p this many times smaller (one severity step)."""
 P_FLOOR = 1e-15
@@ -508,20 +512,23 @@ class Scorer:
                     )
                 mc = -1 if at_t is None else model_col[c]
                 signals.append(
-                    SignalResult(
-                        name,
-                        value,
-                        1.0 - p_t[c],
-                        exp_t[c],
-                        low_t[c],
-                        up_t[c],
-                        kinds[best_t[c]],
-                        1.0 - best_p_t[c],
-                        fired,
-                        p_t[c],
-                        at_t[2][mc] if at_t is not None and mc >= 0 else None,
-                        at_t[1][mc] if at_t is not None and mc >= 0 else None,
-                        periods[c],
+                    _new(  # SignalResult(...) without its keyword-parsing constructor
+                        SignalResult,
+                        (
+                            name,
+                            value,
+                            1.0 - p_t[c],
+                            exp_t[c],
+                            low_t[c],
+                            up_t[c],
+                            kinds[best_t[c]],
+                            1.0 - best_p_t[c],
+                            fired,
+                            p_t[c],
+                            at_t[2][mc] if at_t is not None and mc >= 0 else None,
+                            at_t[1][mc] if at_t is not None and mc >= 0 else None,
+                            periods[c],
+                        ),
                     )
                 )
             p = p_rec[t]

@@ -147,7 +147,9 @@ def decode(
     good: list[Record] = []
     bad: list[BadRecord] = []
     for index, element in enumerate(obj):
-        sub = None if origin is None else origin._replace(item=index)
+        sub = (
+            None if origin is None else Origin(origin.topic, origin.partition, origin.offset, index)
+        )
         try:
             good.append(to_record(element, sub, limits))
         except Invalid as exc:

@@ -73,7 +73,7 @@ class Seasonal:
     span: float = 2.0
     """Memory of a bin, in periods: short enough to follow a changing rhythm, and the spread of
     its estimate keeps the calibrated alarm rate on target (measured: 8 periods gave 3e-4 alarms
-    at a target of 1e-3 on a noisy daily pattern, 2 gives 5.4e-4)."""
+    at a target of 1e-3 on a noisy daily pattern, 2 gives 6.8e-4)."""
     level_span: float = 20.0
     """Memory of the recent level the profile must beat, in samples."""
     min_periods: float = 2.0
@@ -160,6 +160,14 @@ class Seasonal:
         out: np.ndarray = np.maximum(per_period / st["nb"], 1.0)
         return out
 
+    @staticmethod
+    def _scale(st: State, mean: np.ndarray, dev: np.ndarray) -> np.ndarray:
+        """A bin's deviation, but at least half the profile's usual one: a bin visited once a
+        period estimates it from a few values, and a lucky small one made an alarm."""
+        floor = 0.5 * st["dev"].sum(axis=1) / np.maximum((st["count"] > 0).sum(axis=1), 1)
+        out: np.ndarray = np.maximum(dev, floor) + 1e-9 * (np.abs(mean) + 1.0)
+        return out
+
     def _pick(self, st: State, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = np.arange(len(b))
         return st["mean"][rows, b], st["dev"][rows, b], st["count"][rows, b]
@@ -181,7 +189,7 @@ class Seasonal:
         with np.errstate(invalid="ignore", divide="ignore"):
             mature = self._age(st, t, index) >= self.min_periods * st["period"]
             known = (count >= MIN_COUNT) & mature & (st["period"] > 0)
-            stat = np.where(known, np.abs(x - mean) / (dev + 1e-9 * (np.abs(mean) + 1.0)), np.nan)
+            stat = np.where(known, np.abs(x - mean) / self._scale(st, mean, dev), np.nan)
         judged = known & (st["found"] > 0) & (st["err_season"] < self.skill * st["err_level"])
         # The calibration learns the distances of a mature profile only (a young one's are wider
         # and would stay in the tail's memory), whether or not the rhythm is confirmed yet.
@@ -225,10 +233,7 @@ class Seasonal:
         # memory in periods: `span` times the values a bin gets per period
         visits = self._visits({**sub, "dt": st["dt"][rows]})
         n = count + 1
-        # ... and never fewer than MIN_COUNT values: a bin visited once a period would
-        # otherwise estimate its deviation from its last two values, and a lucky small one
-        # turns the next ordinary value into an alarm
-        a = np.maximum(1.0 / n, 1.0 / np.maximum(self.span * visits, MIN_COUNT))
+        a = np.maximum(1.0 / n, 1.0 / (self.span * visits))
         limit = np.where(count >= 2, self.clip * np.maximum(dev, 1e-12), np.inf)
         delta = np.clip(np.where(seen, v - mean, 0.0), -limit, limit)
         st["mean"][rows, b] = np.where(hypo, np.where(seen, mean + a * delta, v), mean)
@@ -312,7 +317,8 @@ class Seasonal:
 
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, dev, _ = self._pick(st, self._bin(st, t, self._count(st, t)))
-        return mean - r * dev, mean + r * dev
+        scale = self._scale(st, mean, dev)
+        return mean - r * scale, mean + r * scale
 
 
 def describe(st: State) -> list[tuple[float, str] | None]:

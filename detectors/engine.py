@@ -213,8 +213,10 @@ class Scorer:
         cal_states = [
             st_ops.concat([g.state.calibrations[d.kind] for g in groups]) for d in self.suite
         ]
-        names = [name for g in groups for name in g.state.signals]
-        runs_on = [self._runs_on(d, names) for d in range(len(self.suite))]
+        runs_on: list[np.ndarray | None] = [None] * len(self.suite)
+        if any(cache is not None for cache in self._applies):  # a detector on some signals only
+            names = [name for g in groups for name in g.state.signals]
+            runs_on = [self._runs_on(d, names) for d in range(len(self.suite))]
         out = self._run(values, times, learnable, sizes, offsets, det_states, cal_states, runs_on)
         for d, det in enumerate(self.suite):
             for g, part in zip(groups, st_ops.split(det_states[d], sizes), strict=True):

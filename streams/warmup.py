@@ -28,6 +28,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from rich.table import Table
 
 from detectors.engine import Scorer
+from detectors.offline import score_records
 from detectors.records import Origin, Record
 from detectors.seasonal import Seasonal, describe
 from detectors.source_state import SourceState
@@ -138,20 +139,17 @@ def require_time_column(path: Path, time_col: str | None, sep: str | None = None
 
 
 def warm_states(scorer: Scorer, records: Sequence[Record], batch: int = BATCH) -> Warmed:
-    """Score `records` in order through `Scorer.score_batch`, as the stream does, from fresh
-    states; the states end where a worker that had seen these records would be."""
+    """Score `records` in order as the stream does (`score_records`), from fresh states; the
+    states end where a worker that had seen these records would be."""
     if not records:
         raise WarmupError("no records to warm up from")
     states: dict[str, SourceState] = {}
     summary: dict[str, SourceSummary] = {}
-    for start in range(0, len(records), batch):
-        for res in scorer.score_batch(records[start : start + batch], states):
-            if res is None:  # the same input offset twice: the stream skips it too
-                continue
-            seen = summary.setdefault(res.record.source, SourceSummary())
-            seen.records += 1
-            seen.warming_up = res.warming_up
-            seen.last_ts = res.record.ts_text
+    for res in score_records(scorer, records, batch, states):
+        seen = summary.setdefault(res.record.source, SourceSummary())
+        seen.records += 1
+        seen.warming_up = res.warming_up
+        seen.last_ts = res.record.ts_text
     return Warmed(states, summary)
 
 

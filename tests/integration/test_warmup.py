@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from detectors.engine import Scorer
+from detectors.offline import score_records
 from detectors.records import Record
-from detectors.source_state import SourceState
 from streams.csvdata import read_table
 from streams.scoring import build_scorer
 from streams.topics import changelog_topic
@@ -71,13 +71,9 @@ def _warmup(run: Lane, *args: str) -> str:
 
 def _offline(scorer: Scorer, past: list[Record], after: list[Record]) -> dict[Any, float]:
     """Scores of an uninterrupted run over history + next day (the same scorer, no Kafka)."""
-    states: dict[str, SourceState] = warm_states(scorer, past).states
-    out = {}
-    for start in range(0, len(after), 500):
-        for res in scorer.score_batch(after[start : start + 500], states):
-            assert res is not None
-            out[(res.record.source, res.record.ts_text)] = res.score
-    return out
+    scored = score_records(scorer, after, states=warm_states(scorer, past).states)
+    assert len(scored) == len(after)
+    return {(res.record.source, res.record.ts_text): res.score for res in scored}
 
 
 def _check_next_day(run: Lane, past: list[Record], after: list[Record], scores: list[Any]) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from detectors import state as st_ops
 from detectors.autoencoder import OnnxAutoencoder, WindowScores, WindowState, impute, score_sources
+from detectors.calibration import CalibrationStack
 from detectors.fusion import per_test_level, sidak
 from detectors.models import ModelBook
 from detectors.protocol import Detector, Raw
@@ -166,6 +167,7 @@ class Scorer:
         self.band_index = kinds.index(BAND_DETECTOR) if BAND_DETECTOR in kinds else 0
         self.kinds = kinds
         self.seasonal = kinds.index(Seasonal.kind) if Seasonal.kind in kinds else None
+        self.calibration = CalibrationStack(tuple(d.calibration for d in self.suite))
         self._applies: list[dict[str, bool] | None] = [
             None if tuple(getattr(d, "signals", ("*",))) == ("*",) else {} for d in self.suite
         ]
@@ -381,6 +383,20 @@ class Scorer:
             "p_rec": np.ones((steps, len(sizes))),
             "warming": np.zeros((steps, len(sizes)), dtype=bool),
         }
+        stack = self.calibration
+        cal = stack.stack(cal_states)
+        late_start = np.array([[bool(getattr(det, "late_start", False))] for det in self.suite])
+        explains = [
+            (d, kinds.index(kind))
+            for d, det in enumerate(self.suite)
+            for kind in getattr(det, "explains", ())
+            if kind in kinds
+        ]
+        describers = [d for d, det in enumerate(self.suite) if getattr(det, "explains", ())]
+        masks = np.ones((n_det, n_series), dtype=bool)
+        for d, mask in enumerate(runs_on):
+            if mask is not None:
+                masks[d] = mask
         for t in range(steps):
             x = values[t]
             ts = times[t][series_source]
@@ -389,36 +405,32 @@ class Scorer:
             for d, mask in enumerate(runs_on):
                 if mask is not None:
                     raws[d] = _only(raws[d], mask)
-            p_det = out["p_det"][t]
-            warming = np.zeros(n_series, dtype=bool)
-            verdict = []
-            for d, det in enumerate(self.suite):
-                p = det.calibration.tail_probability(cal_states[d], raws[d].stat)
-                young = cal_states[d]["n"] < cfg.warmup
-                if getattr(det, "late_start", False):  # no verdict until its own warm-up ends
-                    p = np.where(young, 1.0, p)
-                    verdict.append(np.isfinite(raws[d].stat) & ~young)
-                else:
-                    warming |= young
-                    verdict.append(np.isfinite(raws[d].stat))
-                p_det[d] = p
-            for d, det in enumerate(self.suite):  # a rhythm explains what level detectors see
-                for kind in getattr(det, "explains", ()):
-                    if kind in kinds:  # ... where it gives a verdict of its own
-                        k = kinds.index(kind)
-                        p_det[k] = np.where(verdict[d], 1.0, p_det[k])
+            stats = np.stack([raw.stat for raw in raws])
+            # every detector calibrated at once; a late starter gives no verdict until its own
+            # warm-up ends, the others hold the source's warm-up until theirs does
+            p_det = stack.tail_probability(cal, stats)
+            young = cal["n"] < cfg.warmup
+            held = young & late_start
+            p_det = np.where(held, 1.0, p_det)
+            verdict = np.isfinite(stats) & ~held
+            warming = (young & ~late_start).any(axis=0)
+            for d, k in explains:  # a rhythm explains what level detectors see ...
+                p_det[k] = np.where(verdict[d], 1.0, p_det[k])  # ... where it has a verdict
+            out["p_det"][t] = p_det
             p_sig = np.where(present, sidak(p_det.min(axis=0), n_det), 1.0)
             out["p_sig"][t] = p_sig
             p_rec = sidak(np.minimum.reduceat(p_sig, starts), np.add.reduceat(present, starts))
             warm_rec = np.logical_or.reduceat(warming & present, starts)
             out["p_rec"][t] = p_rec
             out["warming"][t] = warm_rec
-            r_star = band_det.calibration.quantile(cal_states[self.band_index], level)
+            band_cal = stack.row(cal, self.band_index)
+            r_star = band_det.calibration.quantile(band_cal, level)
             lower, upper = band_det.band(det_states[self.band_index], r_star, ts)
             expected = raws[self.band_index].expected
-            for d, det in enumerate(self.suite):  # ... and describes the signal there
-                if getattr(det, "explains", ()) and verdict[d].any():
-                    r_d = det.calibration.quantile(cal_states[d], level)
+            for d in describers:  # ... and describes the signal there
+                if verdict[d].any():
+                    det = self.suite[d]
+                    r_d = det.calibration.quantile(stack.row(cal, d), level)
                     low_d, up_d = det.band(det_states[d], r_d, ts)
                     expected = np.where(verdict[d], raws[d].expected, expected)
                     lower = np.where(verdict[d], low_d, lower)
@@ -433,9 +445,9 @@ class Scorer:
                 learn &= ~anomalous[series_source]
             for d, det in enumerate(self.suite):
                 mask = runs_on[d] if d < len(runs_on) else None
-                own = learn if mask is None else learn & mask
-                det.learn(det_states[d], x, ts, own)
-                det.calibration.learn(cal_states[d], raws[d].calibration_input, own)
+                det.learn(det_states[d], x, ts, learn if mask is None else learn & mask)
+            stack.learn(cal, np.stack([raw.calibration_input for raw in raws]), learn & masks)
+        stack.unstack(cal, cal_states)
         return out
 
     def _collect(

@@ -16,7 +16,7 @@ def sidak(p_min: np.ndarray, k: np.ndarray | float) -> np.ndarray:
     """1 - (1 - p_min)^k, accurate for tiny p (log1p/expm1); k = 0 gives 1 (nothing tested)."""
     with np.errstate(divide="ignore", invalid="ignore"):  # k = 0, p = 1: 0 * -inf
         out = -np.expm1(np.asarray(k) * np.log1p(-np.minimum(p_min, 1.0)))
-    return np.where(np.asarray(k) > 0, np.clip(out, 0.0, 1.0), 1.0)
+    return np.where(np.asarray(k) > 0, np.minimum(np.maximum(out, 0.0), 1.0), 1.0)
 
 
 def per_test_level(target_fap: float, k: np.ndarray | float) -> np.ndarray:

@@ -51,7 +51,7 @@ class Persist:
         n = st["n"] + m
         a = np.where(m, np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / self.span), 0.0)
         limit = np.where(st["n"] >= 10, self.clip * self._sd(st), np.inf)
-        delta = np.clip(np.where(m, x - st["mean"], 0.0), -limit, limit)
+        delta = np.minimum(np.maximum(np.where(m, x - st["mean"], 0.0), -limit), limit)
         st["mean"] += a * delta
         st["var"] = (1.0 - a) * (st["var"] + a * delta * delta)
         st["n"] = n

@@ -148,7 +148,9 @@ class Seasonal:
         clock = np.where(st["unit"] == SAMPLES, samples, self.clock.local(t) - MONDAY)
         phase = np.mod(np.nan_to_num(clock), period) / period
         nb = st["nb"]
-        out: np.ndarray = np.clip((phase * nb).astype(np.intp), 0, (nb - 1).astype(np.intp))
+        out: np.ndarray = np.minimum(
+            np.maximum((phase * nb).astype(np.intp), 0), (nb - 1).astype(np.intp)
+        )
         return out
 
     @staticmethod
@@ -235,7 +237,7 @@ class Seasonal:
         n = count + 1
         a = np.maximum(1.0 / n, 1.0 / (self.span * visits))
         limit = np.where(count >= 2, self.clip * np.maximum(dev, 1e-12), np.inf)
-        delta = np.clip(np.where(seen, v - mean, 0.0), -limit, limit)
+        delta = np.minimum(np.maximum(np.where(seen, v - mean, 0.0), -limit), limit)
         st["mean"][rows, b] = np.where(hypo, np.where(seen, mean + a * delta, v), mean)
         st["dev"][rows, b] = np.where(
             hypo, np.where(seen, dev + a * (np.abs(delta) - dev), 0.0), dev

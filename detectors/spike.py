@@ -56,7 +56,7 @@ class Spike:
         a = np.where(had_prev, np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / self.span), 0.0)
         limit = np.where(st["n"] >= 10, self.clip * self._scale(st), np.inf)
         d = np.where(had_prev, x - st["prev"] - st["dmean"], 0.0)
-        d = np.clip(d, -limit, limit)
+        d = np.minimum(np.maximum(d, -limit), limit)
         st["dmean"] += a * d
         st["dmad"] += a * (np.abs(d) - st["dmad"])
         st["prev"] = np.where(m, x, st["prev"])

@@ -19,7 +19,7 @@ from streams.codec import Limits
 from streams.metrics import Metrics
 from streams.processor import InMessage, Processor
 from streams.scoring import build_scorer
-from streams.settings import Settings
+from streams.settings import load_settings
 from streams.topics import TopicPlan
 
 TOPICS = TopicPlan("signals", "scores", "anomalies", "dlq", "changelog", 4, 1)
@@ -81,12 +81,12 @@ def batches(records: int, per_message: int, batch_records: int) -> list[list[InM
 
 async def run(records: int, per_message: int, batch_records: int, warm: int) -> None:
     proc = Processor(
-        build_scorer(Settings()),
+        build_scorer(load_settings()),
         Store(),
         Sink(),
         TOPICS,
         Limits(),
-        Metrics(),  # type: ignore[arg-type]
+        Metrics(),
     )
     all_batches = batches(records + warm, per_message, batch_records)
     n_warm = max(1, warm // batch_records)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from bench.throughput import Workload
@@ -42,6 +42,11 @@ class Sink:
         self.messages += 1
         self.bytes += len(value)
         return self._done
+
+    async def send_many(
+        self, topic: str, messages: Sequence[tuple[bytes, bytes]]
+    ) -> list[Awaitable[Any]]:
+        return [await self.send(topic, key, value, None) for key, value in messages]
 
 
 class Store:

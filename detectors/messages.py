@@ -46,21 +46,28 @@ def score_message(
     rec = scored.record
     signals: dict[str, Any] = {}
     detectors: dict[str, float] = {}
-    for s in scored.signals:
+    # straight from the batch's columns: no object per signal on the way
+    rows = scored.rows
+    tb, t = rows.table, rows.t
+    p, best, best_p, keys = tb.p[t], tb.best[t], tb.best_p[t], tb.keys
+    expected, lower, upper, periods = tb.expected[t], tb.lower[t], tb.upper[t], tb.periods
+    at = tb.model_at.get(t)
+    for name, value, c in rows:
         entry: dict[str, Any] = {
-            "value": s.value,
-            "score": s.score,
-            "expected": s.expected,
-            "lower": s.lower,
-            "upper": s.upper,
+            "value": value,
+            "score": 1.0 - p[c],
+            "expected": expected[c],
+            "lower": lower[c],
+            "upper": upper[c],
         }
-        if s.contribution is not None:
-            entry["reconstruction"] = s.reconstruction
-            entry["contribution"] = s.contribution
-        if s.period is not None:
-            entry["period"] = {"length": s.period[0], "unit": s.period[1]}
-        signals[s.name] = entry
-        detectors[f"{s.name}/{s.detector}"] = s.detector_score
+        if at is not None and tb.model_col[c] >= 0:
+            entry["reconstruction"] = at[2][tb.model_col[c]]
+            entry["contribution"] = at[1][tb.model_col[c]]
+        period = periods[c]
+        if period is not None:
+            entry["period"] = {"length": period[0], "unit": period[1]}
+        signals[name] = entry
+        detectors[keys[c][best[c]]] = 1.0 - best_p[c]
     if scored.model_p is not None:
         detectors[AUTOENCODER] = 1.0 - scored.model_p
     msg: dict[str, Any] = {

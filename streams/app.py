@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, NoReturn
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from mode import Service
 
 from detectors.models import ModelBook
@@ -31,6 +32,9 @@ from streams.topics import DLQ_MAX_MESSAGE_BYTES, TABLE_NAME, TopicPlan
 
 log = logging.getLogger(__name__)
 
+PLACEMENT_CACHE = 100_000
+"""Keys whose partition is remembered per topic (sources come back; murmur2 is pure Python)."""
+
 
 class OutputProducer(Service):
     """aiokafka producer for scores, events and dead letters, started and stopped with the app."""
@@ -40,6 +44,9 @@ class OutputProducer(Service):
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._ready = asyncio.Event()
+        self._partitioner = DefaultPartitioner()
+        self._placement: dict[tuple[str, int], dict[bytes, int]] = {}
+        """(topic, partition count) -> key -> partition, as the default partitioner places it."""
 
     async def on_start(self) -> None:
         s = self._settings
@@ -69,6 +76,44 @@ class OutputProducer(Service):
             topic, value=value, key=key, headers=headers
         )
         return ack
+
+    async def send_many(
+        self, topic: str, messages: Sequence[tuple[bytes, bytes]]
+    ) -> list[Awaitable[Any]]:
+        """Keyed messages as one record batch per partition, placed as `send` would place them:
+        a future per batch instead of per message (sending one by one, with a pure-Python
+        murmur2 per key, was a quarter of the worker's time)."""
+        if not self._ready.is_set():
+            await self._ready.wait()
+        producer = self._producer
+        assert producer is not None
+        partitions = sorted(await producer.partitions_for(topic))
+        placed = self._placement.setdefault((topic, len(partitions)), {})
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        for key, value in messages:
+            partition = placed.get(key)
+            if partition is None:
+                if len(placed) >= PLACEMENT_CACHE:
+                    placed.clear()
+                partition = placed[key] = self._partitioner(key, partitions, partitions)
+            by_partition.setdefault(partition, []).append((key, value))
+        acks: list[Awaitable[Any]] = []
+        for partition, items in by_partition.items():
+            batch = producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is not None:
+                    continue
+                if batch.record_count():  # full: send it, start the next one with this message
+                    acks.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None) is not None:
+                        continue
+                # larger than a batch on its own: the producer's own path (and its size check)
+                acks.append(await producer.send(topic, value=value, key=key, partition=partition))
+                batch = producer.create_batch()
+            if batch.record_count():
+                acks.append(await producer.send_batch(batch, topic, partition=partition))
+        return acks
 
 
 class TableStore:

@@ -50,6 +50,12 @@ class Sink(Protocol):
         self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None
     ) -> Awaitable[Any]: ...
 
+    async def send_many(
+        self, topic: str, messages: Sequence[tuple[bytes, bytes]]
+    ) -> list[Awaitable[Any]]:
+        """Keyed messages without headers, in order per key; the acknowledgements to await."""
+        ...
+
 
 class StateStore(Protocol):
     """Per-source snapshots (JSON bytes), keyed by source; writes return their acknowledgement."""
@@ -111,6 +117,7 @@ class Processor:
         pending: list[Awaitable[Any]] = []
         report = BatchReport(dead=len(dead))
         scored: list[Scored] = []
+        outputs: list[tuple[bytes, bytes]] = []
         cfg = self.scorer.config
         for res in results:
             if res is None:
@@ -118,12 +125,12 @@ class Processor:
                 continue
             scored.append(res)
             key = res.record.source.encode()
-            msg = orjson.dumps(score_message(res, cfg, self.model))
-            pending.append(await self.sink.send(self.topics.scores, key, msg, None))
+            outputs.append((key, orjson.dumps(score_message(res, cfg, self.model))))
             if res.alert:
                 event = orjson.dumps(anomaly_event(res, cfg, self.model))
                 pending.append(await self.sink.send(self.topics.anomalies, key, event, None))
                 report.events += 1
+        pending.extend(await self.sink.send_many(self.topics.scores, outputs))
         for message, value, error, index in dead:
             pending.append(
                 await self.sink.send(

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from tests.integration.conftest import dumps, record
 from tests.schemas import check
@@ -102,6 +103,12 @@ def test_every_record_is_scored_once_in_order_and_the_spike_is_explained(lane) -
             for m in decoded
         }
     ) == len(records)
+    # score messages go out a batch per partition, placed by key as the default partitioner does
+    place = DefaultPartitioner()
+    all_partitions = list(range(s.partitions))
+    for m in scores:
+        assert m.key == orjson.loads(m.value)["source"].encode()
+        assert m.partition == place(m.key, all_partitions, all_partitions)
 
     events = [orjson.loads(m.value) for m in run.read(s.topic_anomalies, 1, timeout=30)]
     for event in events:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
 from detectors.records import Origin
-from streams.codec import Invalid, Limits, decode, parse_ts, to_record
+from streams.codec import Invalid, Limits, decode, epoch_text, parse_ts, to_record
 from tests.schemas import record_validator
 
 LIMITS = Limits(max_message_bytes=4096, max_signals=5, max_name_length=20)
@@ -118,3 +120,15 @@ def test_the_fast_validator_agrees_with_the_json_schema(obj: Any) -> None:
     except Invalid:
         ours = False
     assert ours == schema_ok
+
+
+def test_epoch_text_matches_datetime_formatting() -> None:
+    """The cached formatter rounds exactly as datetime does (microseconds half to even, then
+    milliseconds truncated), including carries into the next second, minute and day."""
+    rng = random.Random(5)
+    cases = [0.0, 59.9999995, 59.9999994, 86399.9999996, 1e9 + 0.0005, 1e9 + 0.9995, 4102444800.0]
+    cases += [rng.uniform(0, 4102444800.0) for _ in range(20000)]
+    cases += [rng.randrange(0, 4102444800) + rng.randrange(0, 1000) / 1e3 for _ in range(20000)]
+    for seconds in cases:
+        expected = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+        assert epoch_text(seconds) == expected.replace("+00:00", "Z"), seconds

@@ -38,6 +38,9 @@ class FakeSink:
         asyncio.get_running_loop().call_soon(acknowledge)
         return fut
 
+    async def send_many(self, topic: str, messages: list[tuple[bytes, bytes]]) -> list[Any]:
+        return [await self.send(topic, key, value, None) for key, value in messages]
+
 
 class FakeStore:
     def __init__(self, log: Log) -> None:

@@ -77,41 +77,49 @@ class SignalResult(NamedTuple):
 
 @dataclass(slots=True)
 class Columns:
-    """One source's results in one batch as per-row lists, built once for all its records."""
+    """A batch's results as per-step lists over all its series, converted from the arrays
+    once per batch: a record's signals are then list lookups (per-source conversions had a
+    fixed cost that dominated small batches)."""
 
     kinds: list[str]
     keys: list[list[str]]
-    """Column -> `signal/kind` per detector kind (the score message's `detectors` keys)."""
+    """Series -> `signal/kind` per detector kind (the score message's `detectors` keys)."""
     p: list[list[float]]
     best: list[list[int]]
     best_p: list[list[float]]
     fired_any: list[list[bool]]
     fired_mask: np.ndarray
-    """(rows, detectors, columns): detectors whose own p is below the per-test level."""
+    """(steps, detectors, series): detectors whose own p is below the per-test level."""
     expected: list[list[float | None]]
     lower: list[list[float | None]]
     upper: list[list[float | None]]
     periods: list[tuple[float, str] | None]
     model_col: list[int]
-    """Column -> the model's column (-1: the model does not use it)."""
-    model_at: dict[int, tuple[float, list[float], list[float]]]
-    """Row -> (the model's p, shares of the error, reconstruction), where the model judged."""
+    """Series -> the model's column (-1: no model uses it)."""
 
 
 class SignalRows:
-    """One record's scored signals as positions in its source's `Columns`.
+    """One record's scored signals as positions (step `t`, series `cols`) in its batch's
+    `Columns`, and the model's verdict on it (p, shares of the error, reconstruction).
 
     The score message is built from these directly (`detectors.messages`); `SignalResult`s
     are built only when asked for (events, offline tables, tests): one object per signal per
     record was a third of the worker's time.
     """
 
-    __slots__ = ("_results", "cols", "names", "t", "table", "values")
+    __slots__ = ("_results", "cols", "model", "names", "t", "table", "values")
 
     def __init__(
-        self, table: Columns, t: int, names: list[str], values: list[float], cols: list[int]
+        self,
+        table: Columns,
+        t: int,
+        names: list[str],
+        values: list[float],
+        cols: list[int],
+        model: tuple[float, list[float], list[float]] | None,
     ) -> None:
         self.table, self.t, self.names, self.values, self.cols = table, t, names, values, cols
+        self.model = model
         self._results: list[SignalResult] | None = None
 
     def results(self) -> list[SignalResult]:
@@ -123,11 +131,10 @@ class SignalRows:
         return zip(self.names, self.values, self.cols, strict=True)
 
     def _result(self, name: str, value: float, c: int) -> SignalResult:
-        tb, t = self.table, self.t
+        tb, t, at = self.table, self.t, self.model
         fired: tuple[str, ...] = ()
         if tb.fired_any[t][c]:
             fired = tuple(k for k, hit in zip(tb.kinds, tb.fired_mask[t, :, c], strict=True) if hit)
-        at = tb.model_at.get(t)
         mc = -1 if at is None else tb.model_col[c]
         return SignalResult(
             name,
@@ -305,9 +312,46 @@ class Scorer:
                 g.state.calibrations[det.kind] = part
 
         windows = self._autoencode(groups, values, out, late, offsets)
+        table = self._table(groups, out, det_states)
         for j, group in enumerate(groups):
-            self._collect(group, records, out, late, j, int(offsets[j]), results, windows.get(j))
+            self._collect(
+                group, records, out, late, j, int(offsets[j]), results, table, windows.get(j)
+            )
         return results
+
+    def _table(
+        self, groups: Sequence[_Group], out: dict[str, np.ndarray], det_states: list[st_ops.State]
+    ) -> Columns:
+        """The batch's per-signal results as lists, each array converted once."""
+        p_det = out["p_det"]
+        best_p = p_det.min(axis=1)
+        # argmin over the detector axis, first minimum wins (np.argmin on a middle axis was 20
+        # times slower than these few whole-array operations)
+        best = np.zeros(best_p.shape, dtype=np.intp)
+        low = p_det[:, 0]
+        for d in range(1, p_det.shape[1]):
+            better = p_det[:, d] < low
+            best[better] = d
+            low = np.minimum(low, p_det[:, d])
+        fired_mask = p_det < out["level"]
+        fired_any: list[list[bool]] = fired_mask.any(axis=1).tolist()  # type: ignore[assignment]
+        n_series = p_det.shape[2]
+        return Columns(
+            kinds=self.kinds,
+            keys=[self._detector_keys(name) for g in groups for name in g.state.signals],
+            p=out["p_sig"].tolist(),
+            best=best.tolist(),
+            best_p=best_p.tolist(),
+            fired_any=fired_any,
+            fired_mask=fired_mask,
+            expected=_finite_or_none(out["expected"]),
+            lower=_finite_or_none(out["lower"]),
+            upper=_finite_or_none(out["upper"]),
+            periods=[None] * n_series
+            if self.seasonal is None
+            else describe(det_states[self.seasonal]),
+            model_col=[-1] * n_series,
+        )
 
     def _autoencode(
         self,
@@ -460,6 +504,7 @@ class Scorer:
             "upper": np.full((steps, n_series), np.nan),
             "p_rec": np.ones((steps, len(sizes))),
             "warming": np.zeros((steps, len(sizes)), dtype=bool),
+            "level": level,
         }
         stack = self.calibration
         cal = stack.stack(cal_states)
@@ -537,46 +582,25 @@ class Scorer:
         j: int,
         base: int,
         results: list[Scored | None],
+        table: Columns,
         window: tuple[OnnxAutoencoder, list[int], WindowScores] | None = None,
     ) -> None:
         cfg = self.config
         state = group.state
-        names = state.signals
-        width = len(names)
         n = len(group.rows)
         p_rec = out["p_rec"][:n, j].tolist()
         warming = out["warming"][:n, j].tolist()
         is_late = late[:n, j].tolist()
-        cols = slice(base, base + width)
-        p_det = out["p_det"][:n, :, cols]
-        level = float(per_test_level(cfg.target_fap, len(self.suite) * width))
-        fired_mask = p_det < level
-        fired_any: list[list[bool]] = fired_mask.any(axis=1).tolist()  # type: ignore[assignment]
-        table = Columns(
-            kinds=self.kinds,
-            keys=[self._detector_keys(name) for name in names],
-            p=out["p_sig"][:n, cols].tolist(),
-            best=p_det.argmin(axis=1).tolist(),
-            best_p=p_det.min(axis=1).tolist(),
-            fired_any=fired_any,
-            fired_mask=fired_mask,
-            expected=_finite_or_none(out["expected"][:n, cols]),
-            lower=_finite_or_none(out["lower"][:n, cols]),
-            upper=_finite_or_none(out["upper"][:n, cols]),
-            periods=[None] * width
-            if self.seasonal is None
-            else describe(state.detectors[Seasonal.kind]),
-            model_col=[-1] * width,
-            model_at={},
-        )
         index = state.index
         model_label = None if window is None else window[0].label
-        tested = list(names)
+        model_at: dict[int, tuple[float, list[float], list[float]]] = {}
+        """Step -> (the model's p, shares of the error, reconstruction), where it judged."""
+        tested = list(state.signals)
         if window is not None:
             model, steps, verdict = window
             for c, name in enumerate(model.spec.signals):
                 if name in index:
-                    table.model_col[index[name]] = c
+                    table.model_col[base + index[name]] = c
                 else:
                     tested.append(name)  # the model needs it, the source never sent it
             ready = verdict.judged  # no verdict (window not full, mostly guesses): no test
@@ -589,9 +613,9 @@ class Scorer:
             shares, recon = verdict.share.tolist(), verdict.expected.tolist()
             for r, (t, p_model) in enumerate(zip(steps, verdict.p.tolist(), strict=True)):
                 if ready[r]:
-                    table.model_at[t] = (p_model, shares[r], recon[r])
+                    model_at[t] = (p_model, shares[r], recon[r])
         positions: dict[tuple[str, ...], list[int]] = {}
-        """Signal names in a record's order -> their columns (records of a source look alike)."""
+        """Signal names in a record's order -> their series (records of a source look alike)."""
         for t, i in enumerate(group.rows):
             rec = records[i]
             values: list[float] = list(rec.signals.values())  # type: ignore[arg-type]
@@ -601,10 +625,10 @@ class Scorer:
             else:
                 sent = list(rec.signals)
             key = tuple(sent)
-            at_cols = positions.get(key)
-            if at_cols is None:
-                at_cols = positions[key] = [index[name] for name in sent]
-            at_t = table.model_at.get(t)
+            cols = positions.get(key)
+            if cols is None:
+                cols = positions[key] = [base + index[name] for name in sent]
+            at_t = model_at.get(t)
             p = p_rec[t]
             anomalous = p <= cfg.target_fap and not warming[t] and bool(sent)
             scored = Scored(
@@ -615,7 +639,7 @@ class Scorer:
                 warming_up=warming[t],
                 late=is_late[t],
                 missing=[] if len(sent) == len(tested) else _absent(tested, sent),
-                rows=SignalRows(table, t, sent, values, at_cols),
+                rows=SignalRows(table, t, sent, values, cols, at_t),
                 model=model_label,
                 model_p=None if at_t is None else at_t[0],
             )

@@ -51,7 +51,7 @@ def score_message(
     tb, t = rows.table, rows.t
     p, best, best_p, keys = tb.p[t], tb.best[t], tb.best_p[t], tb.keys
     expected, lower, upper, periods = tb.expected[t], tb.lower[t], tb.upper[t], tb.periods
-    at = tb.model_at.get(t)
+    at = rows.model
     for name, value, c in rows:
         entry: dict[str, Any] = {
             "value": value,

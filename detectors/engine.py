@@ -29,7 +29,7 @@ from detectors.protocol import Detector, Raw
 from detectors.records import Record
 from detectors.registry import BAND_DETECTOR, default_suite
 from detectors.seasonal import Seasonal, describe
-from detectors.source_state import SourceState
+from detectors.source_state import SourceState, packing_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +252,7 @@ class Scorer:
         self.kinds = kinds
         self.seasonal = kinds.index(Seasonal.kind) if Seasonal.kind in kinds else None
         self.calibration = CalibrationStack(tuple(d.calibration for d in self.suite))
+        self.packing = packing_of(self.suite)
         self._applies: list[dict[str, bool] | None] = [
             None if tuple(getattr(d, "signals", ("*",))) == ("*",) else {} for d in self.suite
         ]
@@ -294,22 +295,25 @@ class Scorer:
         for j, group in enumerate(groups):
             self._layout(group, records, values, times, learnable, late, j, int(offsets[j]))
 
-        det_states = [
-            st_ops.concat([g.state.detectors[d.kind] for g in groups]) for d in self.suite
-        ]
-        cal_states = [
-            st_ops.concat([g.state.calibrations[d.kind] for g in groups]) for d in self.suite
-        ]
+        # every source's numbers in two blocks: the detectors see views into them
+        packing = self.packing
+        if any(g.state.packing is not packing for g in groups):
+            raise ValueError("a source state was built for another suite")
+        scalars = np.concatenate([g.state.scalars for g in groups], axis=1)
+        wide = np.concatenate([g.state.wide for g in groups], axis=0)
+        views = packing.views(scalars, wide)
+        slots = [dict(view) for view in views]
+        det_states, cal_states = slots[: len(self.suite)], slots[len(self.suite) :]
         runs_on: list[np.ndarray | None] = [None] * len(self.suite)
         if any(cache is not None for cache in self._applies):  # a detector on some signals only
             names = [name for g in groups for name in g.state.signals]
             runs_on = [self._runs_on(d, names) for d in range(len(self.suite))]
         out = self._run(values, times, learnable, sizes, offsets, det_states, cal_states, runs_on)
-        for d, det in enumerate(self.suite):
-            for g, part in zip(groups, st_ops.split(det_states[d], sizes), strict=True):
-                g.state.detectors[det.kind] = part
-            for g, part in zip(groups, st_ops.split(cal_states[d], sizes), strict=True):
-                g.state.calibrations[det.kind] = part
+        packing.write_back(slots, views)
+        for j, g in enumerate(groups):  # copies: a view would keep the whole batch alive
+            a, b = int(offsets[j]), int(offsets[j + 1])
+            g.state.scalars = scalars[:, a:b].copy()
+            g.state.wide = wide[a:b].copy()
 
         windows = self._autoencode(groups, values, out, late, offsets)
         table = self._table(groups, out, det_states)

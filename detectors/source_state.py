@@ -12,22 +12,43 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from detectors.autoencoder import WindowState
 from detectors.protocol import Detector
-from detectors.state import State, extend, from_snapshot, to_snapshot
+from detectors.state import Packing, State, from_snapshot, to_snapshot
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 
 
+_PACKINGS: dict[tuple[Any, ...], Packing] = {}
+
+
+def packing_of(suite: Sequence[Detector]) -> Packing:
+    """The suite's `Packing`: each detector's state fields, then each calibration's."""
+    slots = [d.fields for d in suite] + [d.calibration.fields for d in suite]
+    key = tuple(tuple(fields.items()) for fields in slots)
+    packing = _PACKINGS.get(key)
+    if packing is None:
+        packing = _PACKINGS[key] = Packing(slots)
+    return packing
+
+
 @dataclass(slots=True)
 class SourceState:
-    """One source's detector and calibration state (one row per signal) and bookkeeping."""
+    """One source's detector and calibration state (one row per signal) and bookkeeping.
+
+    The numbers live in two blocks laid out by the suite's `Packing` (`scalars`: fields x
+    signals, `wide`: signals x numbers); `detectors` and `calibrations` are views into them.
+    """
 
     signals: list[str]
-    detectors: dict[str, State]
-    calibrations: dict[str, State]
+    packing: Packing
+    scalars: np.ndarray
+    wide: np.ndarray
+    kinds: list[str]
     applied: dict[int, int] = field(default_factory=dict)
     """Input partition -> highest offset whose results were acknowledged."""
     last_ts: float = float("-inf")
@@ -46,27 +67,36 @@ class SourceState:
 
     @classmethod
     def new(cls, suite: Sequence[Detector]) -> SourceState:
-        return cls(
-            signals=[],
-            detectors={d.kind: d.new_state(0) for d in suite},
-            calibrations={d.kind: d.calibration.new_state(0) for d in suite},
-        )
+        packing = packing_of(suite)
+        scalars, wide = packing.new(0)
+        return cls([], packing, scalars, wide, [d.kind for d in suite])
+
+    @property
+    def detectors(self) -> dict[str, State]:
+        """Detector kind -> its state, as views (write in place; see `Packing`)."""
+        views = self.packing.views(self.scalars, self.wide)
+        return dict(zip(self.kinds, views[: len(self.kinds)], strict=True))
+
+    @property
+    def calibrations(self) -> dict[str, State]:
+        """Detector kind -> its calibration's state, as views (write in place)."""
+        views = self.packing.views(self.scalars, self.wide)
+        return dict(zip(self.kinds, views[len(self.kinds) :], strict=True))
 
     def add_signals(self, names: Sequence[str], suite: Sequence[Detector]) -> None:
         """Start fresh (warming) rows for signals seen for the first time."""
         fresh = [n for n in dict.fromkeys(names) if n not in self.index]
         if not fresh:
             return
-        for det in suite:
-            self.detectors[det.kind] = extend(self.detectors[det.kind], det.fields, len(fresh))
-            self.calibrations[det.kind] = extend(
-                self.calibrations[det.kind], det.calibration.fields, len(fresh)
-            )
+        scalars, wide = self.packing.new(len(fresh))
+        self.scalars = np.concatenate([self.scalars, scalars], axis=1)
+        self.wide = np.concatenate([self.wide, wide], axis=0)
         for name in fresh:
             self.index[name] = len(self.signals)
             self.signals.append(name)
 
     def to_json(self, suite: Sequence[Detector]) -> dict[str, Any]:
+        detectors, calibrations = self.detectors, self.calibrations
         return {
             "v": STATE_VERSION,
             "signals": self.signals,
@@ -76,9 +106,9 @@ class SourceState:
             "episode": self.episode,
             "alert": [self.alert_p, self.alert_age],
             "detectors": {
-                d.kind: {"v": d.state_version, **to_snapshot(self.detectors[d.kind])} for d in suite
+                d.kind: {"v": d.state_version, **to_snapshot(detectors[d.kind])} for d in suite
             },
-            "calibrations": {d.kind: to_snapshot(self.calibrations[d.kind]) for d in suite},
+            "calibrations": {d.kind: to_snapshot(calibrations[d.kind]) for d in suite},
             "window": None if self.window is None else self.window.to_json(),
         }
 
@@ -111,10 +141,16 @@ class SourceState:
         last_ts = data.get("last_ts")
         alert = data.get("alert", [1.0, 1 << 30])
         window = data.get("window")
+        packing = packing_of(suite)
+        scalars, wide = packing.pack(
+            [detectors[d.kind] for d in suite] + [calibrations[d.kind] for d in suite], n
+        )
         return cls(
             signals=signals,
-            detectors=detectors,
-            calibrations=calibrations,
+            packing=packing,
+            scalars=scalars,
+            wide=wide,
+            kinds=[d.kind for d in suite],
             applied={int(p): int(o) for p, o in data.get("applied", {}).items()},
             last_ts=float("-inf") if last_ts is None else float(last_ts),
             records=int(data.get("records", 0)),

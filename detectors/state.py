@@ -1,7 +1,8 @@
 """Detector state as arrays: one row per series, so a time step updates many series at once.
 
 A `State` maps field names to float64 arrays whose first axis is the series (a source's signal).
-It is gathered from per-source snapshots before a micro-batch and split back afterwards. The
+A source keeps its numbers in two blocks (`Packing`); a micro-batch concatenates the blocks of
+its sources and hands each detector views into them, then cuts them back per source. The
 snapshot of one source is plain JSON, never pickle: a field of one number per series is a list of
 floats (exact through orjson's shortest repr); a field of rows of numbers (a seasonal profile, a
 history) is the base64 of its little-endian float64 bytes, exact as well, and about half the

@@ -187,3 +187,19 @@ def test_a_state_saved_by_an_older_layout_warms_up_again_instead_of_failing() ->
     assert (
         restored.calibrations[other]["n"].tolist() == states["s0"].calibrations[other]["n"].tolist()
     )
+
+
+def test_a_state_of_another_suite_is_refused_and_state_views_write_through() -> None:
+    records = make_records(50, sources=1)
+    scorer = Scorer(ScoringConfig(warmup=20))
+    states: dict[str, SourceState] = {}
+    scorer.score_batch(records[:30], states)
+    state = next(iter(states.values()))
+    # `detectors` are views into the source's blocks: an in-place write is the state
+    kind = scorer.kinds[0]
+    field = next(iter(state.detectors[kind]))
+    state.detectors[kind][field][...] = 123.0
+    assert state.detectors[kind][field].tolist() == [123.0] * len(state.signals)
+    foreign = Scorer(ScoringConfig(), suite=scorer.suite[:2])
+    with pytest.raises(ValueError, match="another suite"):
+        foreign.score_batch(records[30:], states)

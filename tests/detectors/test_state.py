@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 import pytest
 
-from detectors.state import Init, from_snapshot, new_state, to_snapshot
+from detectors.state import Init, Packing, from_snapshot, new_state, to_snapshot
 
 FIELDS: dict[str, Init] = {"level": 0.0, "profile": (0.0, 5)}
 
@@ -31,3 +31,32 @@ def test_lists_saved_before_base64_still_load_and_wrong_shapes_are_refused() -> 
         from_snapshot({"level": [1.0, 2.0], "profile": [[0.0] * 4] * 2}, FIELDS, 2)
     with pytest.raises(ValueError):
         from_snapshot({"level": [1.0, 2.0], "profile": "not base64!"}, FIELDS, 2)
+
+
+def test_packing_lays_out_every_slot_and_writes_back_replaced_fields() -> None:
+    other: dict[str, Init] = {"n": 1.0, "ring": (2.0, 3), "m": 0.0}
+    packing = Packing([FIELDS, other])
+    rng = np.random.default_rng(1)
+    states = [new_state(FIELDS, 4), new_state(other, 4)]
+    for state in states:
+        for value in state.values():
+            value[...] = rng.normal(size=value.shape)
+    scalars, wide = packing.pack(states, 4)
+    assert scalars.shape == (3, 4) and wide.shape == (4, 8)
+    views = packing.views(scalars, wide)
+    for state, view in zip(states, views, strict=True):
+        for name in state:
+            np.testing.assert_array_equal(view[name], state[name])
+    # in-place writes land in the blocks; a replaced array is copied back by write_back
+    working = [dict(view) for view in views]
+    working[0]["level"] += 1.0
+    working[1]["n"] = np.full(4, 7.0)
+    working[1]["ring"] = np.zeros((4, 3))
+    packing.write_back(working, views)
+    again = packing.views(scalars, wide)
+    np.testing.assert_array_equal(again[0]["level"], states[0]["level"] + 1.0)
+    assert again[1]["n"].tolist() == [7.0] * 4
+    assert not again[1]["ring"].any()
+    fresh_scalars, fresh_wide = packing.new(2)
+    assert fresh_scalars[:, 0].tolist() == [0.0, 1.0, 0.0]
+    assert fresh_wide[1].tolist() == [0.0] * 5 + [2.0] * 3

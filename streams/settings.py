@@ -74,7 +74,7 @@ class Settings(BaseSettings):
 
     # Micro-batching and limits
     batch_size: int = Field(2000, ge=1, le=100_000, description="max events per micro-batch")
-    batch_within: float = Field(0.05, gt=0.0, le=10.0, description="max seconds a batch waits")
+    batch_within: float = Field(0.01, gt=0.0, le=10.0, description="max seconds a batch waits")
     source_ttl: float = Field(
         7 * 86400.0, ge=0.0, description="forget a source after this many seconds without records"
     )

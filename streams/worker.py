@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import faust
@@ -42,4 +43,19 @@ def run_worker(settings: Settings) -> None:
     # aiokafka builds a debug record for every message it sends (4-5 % of the worker's CPU in
     # a py-spy profile). No spinner: the root logger keeps the level asked for.
     worker.spinner = None
+    tune_gc()
     worker.execute_from_commandline()
+
+
+GC_THRESHOLDS = (50_000, 50, 10)
+"""Python's default (700, 10, 10) runs the young collection every 700 container allocations;
+scoring allocates many short-lived objects (dicts of messages, lists) and collections took
+about a tenth of the time (bench/hotpath.py, arrays of 100: 46 -> 42 µs per record)."""
+
+
+def tune_gc() -> None:
+    """Freeze what start-up built (modules, app, models) out of the cyclic collector, and
+    collect the young generation every 50,000 allocations instead of 700."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

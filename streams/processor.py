@@ -2,11 +2,9 @@
 from time to time -> save.
 
 Delivery without transactions (DESIGN.md, "Delivery and state"): a batch is scored against the
-states as they were and its score messages, events and dead letters are published (`process`).
-The new states stay in memory, marked dirty; `flush` first awaits the acknowledgements of every
-output published so far, then writes the states to the table, each carrying the input offsets it
-has applied, and awaits those writes. Not waiting for the acknowledgements batch by batch lets the
-next batch be scored while they travel (a broker round trip per batch was idle time). The
+states as they were and its score messages, events and dead letters are published and their
+acknowledgements awaited (`process`). The new states stay in memory, marked dirty; `flush` writes
+them to the table, each carrying the input offsets it has applied, and awaits those writes. The
 caller acks input events only after a flush that covers them, so offsets are committed only behind
 saved state. A crash replays what was not flushed: against the saved states it produces the same
 messages again (same ids); records the saved states have applied are recognised and skipped.
@@ -109,8 +107,6 @@ class Processor:
         """Sources scored since the last flush -> the input partition their records came from."""
         self._seen: dict[str, float] = {}
         """Source -> monotonic time of its last record in this process (for eviction)."""
-        self._unacked: list[Awaitable[Any]] = []
-        """Acknowledgements of outputs published since the last flush."""
 
     async def process(self, messages: Sequence[InMessage]) -> BatchReport:
         started = time.perf_counter()
@@ -141,7 +137,7 @@ class Processor:
                     self.topics.dlq, message.key, value, _dlq_headers(message, error, index)
                 )
             )
-        self._unacked.extend(pending)  # awaited by the next flush, before any state is saved
+        await asyncio.gather(*pending)
         now = self.clock()
         for res in scored:
             self._dirty[res.record.source] = partitions.get(res.record.source, 0)
@@ -185,12 +181,7 @@ class Processor:
         return len(self._dirty)
 
     async def flush(self) -> int:
-        """Await every output published so far, then save every dirty source's state and await
-        the writes; returns how many were saved. A failed output raises here, before a state
-        that would skip its record is saved."""
-        if self._unacked:
-            unacked, self._unacked = self._unacked, []
-            await asyncio.gather(*unacked)
+        """Save every dirty source's state and await the writes; returns how many were saved."""
         saves = []
         written = 0
         for source, partition in self._dirty.items():

@@ -12,11 +12,10 @@ were cut into batches: the stream, a replay after a crash and offline scoring ag
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from hashlib import blake2b
-from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from detectors.models import ModelBook
 from detectors.protocol import Detector, Raw
 from detectors.records import Record
 from detectors.registry import BAND_DETECTOR, default_suite
+from detectors.results import Columns, Scored, SignalRows
 from detectors.seasonal import Seasonal, describe
 from detectors.source_state import SourceState, packing_of
 
@@ -46,142 +46,6 @@ class ScoringConfig:
     @property
     def threshold(self) -> float:
         return 1.0 - self.target_fap
-
-
-class SignalResult(NamedTuple):
-    """One signal of one record: its value, calibrated score and band, and what fired.
-
-    A NamedTuple: one is built per signal per record, and that is the hot path.
-    """
-
-    name: str
-    value: float
-    score: float
-    expected: float | None
-    """None where unknown (JSON has no NaN)."""
-    lower: float | None
-    upper: float | None
-    detector: str
-    """Kind of the detector that found this value most extreme."""
-    detector_score: float
-    fired: tuple[str, ...]
-    """Kinds whose own tail probability is below the per-test level."""
-    p: float
-    reconstruction: float | None = None
-    """The autoencoder's reconstruction of this value (None without a model or a full window)."""
-    contribution: float | None = None
-    """This signal's share of the autoencoder's reconstruction error."""
-    period: tuple[float, str] | None = None
-    """The signal's rhythm found by the seasonal detector: (length, "seconds" | "samples")."""
-
-
-@dataclass(slots=True)
-class Columns:
-    """A batch's results as per-step lists over all its series, converted from the arrays
-    once per batch: a record's signals are then list lookups (per-source conversions had a
-    fixed cost that dominated small batches)."""
-
-    kinds: list[str]
-    keys: list[list[str]]
-    """Series -> `signal/kind` per detector kind (the score message's `detectors` keys)."""
-    p: list[list[float]]
-    best: list[list[int]]
-    best_p: list[list[float]]
-    fired_any: list[list[bool]]
-    fired_mask: np.ndarray
-    """(steps, detectors, series): detectors whose own p is below the per-test level."""
-    expected: list[list[float | None]]
-    lower: list[list[float | None]]
-    upper: list[list[float | None]]
-    periods: list[tuple[float, str] | None]
-    model_col: list[int]
-    """Series -> the model's column (-1: no model uses it)."""
-
-
-class SignalRows:
-    """One record's scored signals as positions (step `t`, series `cols`) in its batch's
-    `Columns`, and the model's verdict on it (p, shares of the error, reconstruction).
-
-    The score message is built from these directly (`detectors.messages`); `SignalResult`s
-    are built only when asked for (events, offline tables, tests): one object per signal per
-    record was a third of the worker's time.
-    """
-
-    __slots__ = ("_results", "cols", "model", "names", "t", "table", "values")
-
-    def __init__(
-        self,
-        table: Columns,
-        t: int,
-        names: list[str],
-        values: list[float],
-        cols: list[int],
-        model: tuple[float, list[float], list[float]] | None,
-    ) -> None:
-        self.table, self.t, self.names, self.values, self.cols = table, t, names, values, cols
-        self.model = model
-        self._results: list[SignalResult] | None = None
-
-    def results(self) -> list[SignalResult]:
-        if self._results is None:
-            self._results = [self._result(n, v, c) for n, v, c in self]
-        return self._results
-
-    def __iter__(self) -> Iterator[tuple[str, float, int]]:
-        return zip(self.names, self.values, self.cols, strict=True)
-
-    def _result(self, name: str, value: float, c: int) -> SignalResult:
-        tb, t, at = self.table, self.t, self.model
-        fired: tuple[str, ...] = ()
-        if tb.fired_any[t][c]:
-            fired = tuple(k for k, hit in zip(tb.kinds, tb.fired_mask[t, :, c], strict=True) if hit)
-        mc = -1 if at is None else tb.model_col[c]
-        return SignalResult(
-            name,
-            value,
-            1.0 - tb.p[t][c],
-            tb.expected[t][c],
-            tb.lower[t][c],
-            tb.upper[t][c],
-            tb.kinds[tb.best[t][c]],
-            1.0 - tb.best_p[t][c],
-            fired,
-            tb.p[t][c],
-            at[2][mc] if at is not None and mc >= 0 else None,
-            at[1][mc] if at is not None and mc >= 0 else None,
-            tb.periods[c],
-        )
-
-
-@dataclass(slots=True)
-class Scored:
-    """The result for one record."""
-
-    record: Record
-    score: float
-    p: float
-    is_anomaly: bool
-    warming_up: bool
-    late: bool
-    missing: list[str]
-    rows: SignalRows
-    episode: dict[str, Any] | None = None
-    escalated: bool = False
-    """More extreme than the source's last alert-eligible record, or that was long ago."""
-    model: str | None = None
-    """Label of the autoencoder serving this source."""
-    model_p: float | None = None
-    """The autoencoder's tail probability (None before its window is full)."""
-
-    @property
-    def signals(self) -> list[SignalResult]:
-        """The record's scored signals (missing ones left out), in the record's order."""
-        return self.rows.results()
-
-    @property
-    def alert(self) -> bool:
-        """An anomaly worth an event: a new one or a worse one, not its 50th repeat."""
-        return self.is_anomaly and self.escalated
 
 
 @dataclass(slots=True)

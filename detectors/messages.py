@@ -11,8 +11,9 @@ import math
 from hashlib import blake2b
 from typing import Any
 
-from detectors.engine import Scored, ScoringConfig, SignalResult
+from detectors.engine import ScoringConfig
 from detectors.fusion import severity
+from detectors.results import Scored, SignalResult
 
 MAX_EVENT_SIGNALS = 10
 AUTOENCODER = "autoencoder"

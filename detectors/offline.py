@@ -9,11 +9,12 @@ from dataclasses import replace
 from typing import Any
 
 from detectors.autoencoder import OnnxAutoencoder
-from detectors.engine import Scored, Scorer, ScoringConfig
+from detectors.engine import Scorer, ScoringConfig
 from detectors.messages import score_message
 from detectors.models import ModelBook
 from detectors.protocol import Detector
 from detectors.records import Record
+from detectors.results import Scored
 from detectors.source_state import SourceState
 
 BATCH = 500

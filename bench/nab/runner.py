@@ -32,10 +32,11 @@ from rich.table import Table
 
 from bench.datasets import bench_root
 from bench.nab import scorer as nab
-from detectors.engine import Scored, Scorer, ScoringConfig
+from detectors.engine import Scorer, ScoringConfig
 from detectors.protocol import Detector
 from detectors.records import Record
 from detectors.registry import REGISTRY, default_suite
+from detectors.results import Scored
 from detectors.source_state import SourceState
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"

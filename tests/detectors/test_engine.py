@@ -6,8 +6,9 @@ import numpy as np
 import orjson
 import pytest
 
-from detectors.engine import Scored, Scorer, ScoringConfig
+from detectors.engine import Scorer, ScoringConfig
 from detectors.records import Origin, Record
+from detectors.results import Scored
 from detectors.source_state import SourceState
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -38,7 +39,7 @@ class FakeSink:
         asyncio.get_running_loop().call_soon(acknowledge)
         return fut
 
-    async def send_many(self, topic: str, messages: list[tuple[bytes, bytes]]) -> list[Any]:
+    async def send_many(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> list[Any]:
         return [await self.send(topic, key, value, None) for key, value in messages]
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from detectors.autoencoder import WindowState
 from detectors.protocol import Detector
-from detectors.state import Packing, State, from_snapshot, to_snapshot
+from detectors.state import Packing, State, from_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,10 @@ class SourceState:
             self.signals.append(name)
 
     def to_json(self, suite: Sequence[Detector]) -> dict[str, Any]:
-        detectors, calibrations = self.detectors, self.calibrations
+        if [d.kind for d in suite] != self.kinds:
+            raise ValueError("a source state saved with another suite")
+        snaps = self.packing.snapshots(self.scalars, self.wide)
+        n = len(suite)
         return {
             "v": STATE_VERSION,
             "signals": self.signals,
@@ -106,9 +109,10 @@ class SourceState:
             "episode": self.episode,
             "alert": [self.alert_p, self.alert_age],
             "detectors": {
-                d.kind: {"v": d.state_version, **to_snapshot(detectors[d.kind])} for d in suite
+                d.kind: {"v": d.state_version, **snap}
+                for d, snap in zip(suite, snaps, strict=False)
             },
-            "calibrations": {d.kind: to_snapshot(calibrations[d.kind]) for d in suite},
+            "calibrations": {d.kind: snap for d, snap in zip(suite, snaps[n:], strict=True)},
             "window": None if self.window is None else self.window.to_json(),
         }
 

@@ -95,6 +95,23 @@ class Packing:
                 if value is not view:
                     view[...] = value
 
+    def snapshots(self, scalars: np.ndarray, wide: np.ndarray) -> list[Snapshot]:
+        """`to_snapshot` of each slot's state, with one list conversion for all the fields of
+        one number per series (a source's state is saved once a second)."""
+        rows = scalars.tolist()
+        out: list[Snapshot] = []
+        for fields, at, spans in zip(self.slots, self.scalar, self.wide, strict=True):
+            snap: Snapshot = {}
+            for name in fields:
+                if name in at:
+                    snap[name] = rows[at[name]]
+                else:
+                    a, b = spans[name]
+                    data = np.ascontiguousarray(wide[:, a:b], dtype="<f8").tobytes()
+                    snap[name] = base64.b64encode(data).decode("ascii")
+            out.append(snap)
+        return out
+
     def pack(self, states: Sequence[State], n: int) -> tuple[np.ndarray, np.ndarray]:
         """Blocks holding `states` (one per slot, `n` series each)."""
         scalars, wide = self.new(n)

@@ -60,3 +60,17 @@ def test_packing_lays_out_every_slot_and_writes_back_replaced_fields() -> None:
     fresh_scalars, fresh_wide = packing.new(2)
     assert fresh_scalars[:, 0].tolist() == [0.0, 1.0, 0.0]
     assert fresh_wide[1].tolist() == [0.0] * 5 + [2.0] * 3
+
+
+def test_packing_snapshots_equal_each_views_snapshot() -> None:
+    other: dict[str, Init] = {"n": 1.0, "ring": (2.0, 3), "m": 0.0}
+    packing = Packing([FIELDS, other])
+    scalars, wide = packing.new(3)
+    rng = np.random.default_rng(2)
+    scalars[...] = rng.normal(size=scalars.shape)
+    wide[...] = rng.normal(size=wide.shape)
+    snaps = packing.snapshots(scalars, wide)
+    views = packing.views(scalars, wide)
+    for snap, view, fields in zip(snaps, views, [FIELDS, other], strict=True):
+        assert snap == to_snapshot(view)
+        assert list(snap) == list(fields)  # the fields' own order, as before the packing

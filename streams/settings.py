@@ -38,7 +38,13 @@ class Settings(BaseSettings):
     partitions: int = Field(4, ge=1, le=1024, description="partitions of the topics it creates")
     replication_factor: int = Field(1, ge=1, le=16)
     producer_idempotence: bool = Field(True, description="false for the embedded broker")
-    producer_linger_ms: int = Field(5, ge=0, le=1000)
+    producer_linger_ms: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="0: a micro-batch's outputs already leave as one batch per partition, and "
+        "waiting for more only added latency (measured: p50 at half rate 80 -> 60 ms)",
+    )
 
     # Serving
     startup_wait: float = Field(

@@ -110,7 +110,7 @@ class SourceState:
             "alert": [self.alert_p, self.alert_age],
             "detectors": {
                 d.kind: {"v": d.state_version, **snap}
-                for d, snap in zip(suite, snaps, strict=False)
+                for d, snap in zip(suite, snaps[:n], strict=True)
             },
             "calibrations": {d.kind: snap for d, snap in zip(suite, snaps[n:], strict=True)},
             "window": None if self.window is None else self.window.to_json(),

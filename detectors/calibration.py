@@ -97,7 +97,6 @@ class Calibration:
         return st["pe"] if self.adaptive_tail else TAIL
 
 
-@dataclass(frozen=True)
 class CalibrationStack:
     """The calibrations of a whole suite as one: state fields of shape (detectors, series).
 
@@ -107,19 +106,14 @@ class CalibrationStack:
     `pe` fixed at TAIL, which is what they anchor at; values equal the per-detector ones exactly.
     """
 
-    calibrations: tuple[Calibration, ...]
-
-    def __post_init__(self) -> None:
+    def __init__(self, calibrations: Sequence[Calibration]) -> None:
+        self.calibrations = tuple(calibrations)
         cals = self.calibrations
-        column = np.array([[c.window] for c in cals], dtype=np.float64)
-        object.__setattr__(self, "_window", column)
-        object.__setattr__(
-            self, "_tail_window", np.array([[c.tail_window] for c in cals], dtype=np.float64)
-        )
-        object.__setattr__(
-            self, "_min_scale", np.array([[c.min_scale] for c in cals], dtype=np.float64)
-        )
-        object.__setattr__(self, "_adaptive", np.array([[float(c.adaptive_tail)] for c in cals]))
+        self.window = np.array([[c.window] for c in cals], dtype=np.float64)
+        self.tail_window = np.array([[c.tail_window] for c in cals], dtype=np.float64)
+        self.min_scale = np.array([[c.min_scale] for c in cals], dtype=np.float64)
+        self.adaptive = np.array([[float(c.adaptive_tail)] for c in cals])
+        """Columns of each detector's parameters, broadcast over its row."""
 
     def stack(self, states: Sequence[State]) -> State:
         """One stacked state from each detector's state (same series)."""
@@ -139,19 +133,11 @@ class CalibrationStack:
 
     def tail_probability(self, st: State, r: np.ndarray) -> np.ndarray:
         """`Calibration.tail_probability` of every detector's row at once."""
-        return _tail_probability(st, r, st["pe"], self._min_scale)  # type: ignore[attr-defined]
+        return _tail_probability(st, r, st["pe"], self.min_scale)
 
     def learn(self, st: State, r: np.ndarray, mask: np.ndarray) -> None:
         """`Calibration.learn` of every detector's row at once (in place)."""
-        _learn(
-            st,
-            r,
-            mask,
-            self._window,  # type: ignore[attr-defined]
-            self._tail_window,  # type: ignore[attr-defined]
-            self._min_scale,  # type: ignore[attr-defined]
-            self._adaptive,  # type: ignore[attr-defined]
-        )
+        _learn(st, r, mask, self.window, self.tail_window, self.min_scale, self.adaptive)
 
 
 Param = float | np.ndarray

@@ -107,8 +107,7 @@ class Packing:
                     snap[name] = rows[at[name]]
                 else:
                     a, b = spans[name]
-                    data = np.ascontiguousarray(wide[:, a:b], dtype="<f8").tobytes()
-                    snap[name] = base64.b64encode(data).decode("ascii")
+                    snap[name] = _rows_text(wide[:, a:b])
             out.append(snap)
         return out
 
@@ -124,10 +123,15 @@ def to_snapshot(state: State) -> Snapshot:
     out: Snapshot = {}
     for k, v in state.items():
         if v.ndim == 2:
-            out[k] = base64.b64encode(v.astype("<f8", copy=False).tobytes()).decode("ascii")
+            out[k] = _rows_text(v)
         else:
             out[k] = v.tolist()
     return out
+
+
+def _rows_text(rows: np.ndarray) -> str:
+    """A field of rows of numbers as the base64 of its little-endian float64 bytes (row-major)."""
+    return base64.b64encode(np.ascontiguousarray(rows, dtype="<f8").tobytes()).decode("ascii")
 
 
 def from_snapshot(snapshot: Mapping[str, object], fields: Mapping[str, Init], n: int) -> State:

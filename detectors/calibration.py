@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from detectors.jit import kernel
 from detectors.state import State, new_state
 
 TAIL = 0.05
@@ -77,43 +79,76 @@ class Calibration:
 
     def tail_probability(self, st: State, r: np.ndarray) -> np.ndarray:
         """P(R >= r) for each series; 1 where r is NaN or nothing was learnt yet."""
-        return _tail_probability(st, r, self._anchor(st), self.min_scale)
+        out = np.empty(len(r))
+        _tail_kernel(*self._fields(st), r[None, :], self._params()[2], out[None, :])
+        return out
 
     def quantile(self, st: State, p: float | np.ndarray) -> np.ndarray:
         """The raw value whose tail probability is `p` (p < TAIL): for the detectors' bands."""
-        xi, sigma = _gpd(st, self.min_scale)
-        ratio = np.log(np.maximum(self._anchor(st), p) / p)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            gpd = sigma * np.expm1(xi * ratio) / np.where(np.abs(xi) < 1e-9, 1.0, xi)
-        excess = np.where(np.abs(xi) < 1e-9, sigma * ratio, gpd)
-        return np.asarray(st["q"] + excess)
+        n = len(st["n"])
+        out = np.empty(n)
+        levels = np.broadcast_to(np.asarray(p, dtype=np.float64), (n,))
+        _quantile_kernel(*self._fields(st), levels, self._params()[2], out[None, :])
+        return out
 
     def learn(self, st: State, r: np.ndarray, mask: np.ndarray) -> None:
         """Learn the raw values `r` where `mask` is true (in place)."""
-        _learn(st, r, mask, self.window, self.tail_window, self.min_scale, self.adaptive_tail)
+        _learn_kernel(*self._fields(st), r[None, :], mask[None, :], *self._params())
 
-    def _anchor(self, st: State) -> np.ndarray | float:
-        """Probability mass above q: learnt with `adaptive_tail`, else TAIL by construction."""
-        return st["pe"] if self.adaptive_tail else TAIL
+    def _fields(self, st: State) -> Fields:
+        """The kernels' state arguments, as a stack of one row; pe fixed at TAIL unless it is
+        learnt."""
+        pe = st["pe"] if self.adaptive_tail else np.full(len(st["n"]), TAIL)
+        return _fields({**st, "pe": pe}, np.newaxis)
+
+    def _params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """window, tail_window, min_scale, adaptive: one row's parameters as kernel columns."""
+        return (
+            np.array([self.window], dtype=np.float64),
+            np.array([self.tail_window], dtype=np.float64),
+            np.array([self.min_scale], dtype=np.float64),
+            np.array([float(self.adaptive_tail)]),
+        )
+
+
+Fields = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]
+"""The kernels' state arguments: n, med, q, mad, ne, m1, m2, pe, each (rows, series)."""
+
+
+def _fields(st: State, cut: Any = Ellipsis) -> Fields:
+    """The kernels' state arguments: each field of `st` indexed by `cut` (`np.newaxis` makes a
+    single calibration's series one row; a slice takes rows of a stack)."""
+    return (
+        st["n"][cut],
+        st["med"][cut],
+        st["q"][cut],
+        st["mad"][cut],
+        st["ne"][cut],
+        st["m1"][cut],
+        st["m2"][cut],
+        st["pe"][cut],
+    )
 
 
 class CalibrationStack:
     """The calibrations of a whole suite as one: state fields of shape (detectors, series).
 
     Every detector calibrates the same way with its own parameters, so one time step calibrates
-    and learns every detector's statistic in one set of array operations instead of one set per
-    detector (the per-call overhead dominated). Rows of detectors without an adaptive tail carry
-    `pe` fixed at TAIL, which is what they anchor at; values equal the per-detector ones exactly.
+    and learns every detector's statistic in one kernel call instead of one per detector. Rows
+    of detectors without an adaptive tail carry `pe` fixed at TAIL, which is what they anchor
+    at; values equal the per-detector ones exactly.
     """
 
     def __init__(self, calibrations: Sequence[Calibration]) -> None:
         self.calibrations = tuple(calibrations)
         cals = self.calibrations
-        self.window = np.array([[c.window] for c in cals], dtype=np.float64)
-        self.tail_window = np.array([[c.tail_window] for c in cals], dtype=np.float64)
-        self.min_scale = np.array([[c.min_scale] for c in cals], dtype=np.float64)
-        self.adaptive = np.array([[float(c.adaptive_tail)] for c in cals])
-        """Columns of each detector's parameters, broadcast over its row."""
+        self.window = np.array([c.window for c in cals], dtype=np.float64)
+        self.tail_window = np.array([c.tail_window for c in cals], dtype=np.float64)
+        self.min_scale = np.array([c.min_scale for c in cals], dtype=np.float64)
+        self.adaptive = np.array([float(c.adaptive_tail) for c in cals])
+        """Each detector's parameters, one per row of the stack."""
 
     def stack(self, states: Sequence[State]) -> State:
         """One stacked state from each detector's state (same series)."""
@@ -133,86 +168,150 @@ class CalibrationStack:
 
     def tail_probability(self, st: State, r: np.ndarray) -> np.ndarray:
         """`Calibration.tail_probability` of every detector's row at once."""
-        return _tail_probability(st, r, st["pe"], self.min_scale)
+        out = np.empty(r.shape)
+        _tail_kernel(*_fields(st), r, self.min_scale, out)
+        return out
+
+    def quantile(self, st: State, d: int, p: np.ndarray) -> np.ndarray:
+        """Detector `d`'s `Calibration.quantile` from its row of the stack."""
+        out = np.empty(len(p))
+        cut = slice(d, d + 1)
+        _quantile_kernel(*_fields(st, cut), p, self.min_scale[cut], out[None, :])
+        return out
 
     def learn(self, st: State, r: np.ndarray, mask: np.ndarray) -> None:
         """`Calibration.learn` of every detector's row at once (in place)."""
-        _learn(st, r, mask, self.window, self.tail_window, self.min_scale, self.adaptive)
+        params = (self.window, self.tail_window, self.min_scale, self.adaptive)
+        _learn_kernel(*_fields(st), r, mask, *params)
 
 
-Param = float | np.ndarray
-"""A calibration parameter: one number, or a column of one per detector of a stack."""
+# The kernels: fields (n, med, q, mad, ne, m1, m2, pe) of shape (rows, series), parameters one
+# per row. Each step is the same arithmetic, in the same order, as the numpy code they replaced.
 
 
-def _tail_probability(
-    st: State, r: np.ndarray, pe: np.ndarray | float, min_scale: Param
-) -> np.ndarray:
-    med, q = st["med"], st["q"]
-    xi, sigma = _gpd(st, min_scale)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        below_med = 1.0 - 0.5 * r / np.maximum(med, 1e-300)
-        body = 0.5 - (0.5 - pe) * (r - med) / np.maximum(q - med, 1e-300)
-        y = np.maximum(r - q, 0.0) / sigma
-        exponential = np.abs(xi) < 1e-9
-        base = np.maximum(1.0 + xi * y, 0.0)
-        gpd = np.exp(-np.log(base) / np.where(exponential, 1.0, xi))
-        tail = pe * np.where(exponential, np.exp(-y), gpd)
-    p = np.where(r > q, tail, np.where(r > med, body, below_med))
-    p = np.where(np.isnan(r) | (st["n"] < 1), 1.0, p)
-    # minimum/maximum rather than np.clip: same values, a fifth of the call overhead
-    return np.minimum(np.maximum(p, 0.0), 1.0)
+@kernel
+def _gpd(m1: float, m2: float, ne: float, mad: float, min_scale: float) -> tuple[float, float]:
+    """GPD shape and scale by the method of moments; exponential until enough excesses."""
+    var = np.maximum(m2 - m1 * m1, 0.0)
+    ratio = m1 * m1 / var if var > 0 else 1.0
+    xi = 0.0
+    sigma = np.maximum(m1, mad)
+    if ne >= 10:
+        weight = ne / (ne + XI_PRIOR)
+        shape = np.minimum(np.maximum(0.5 * (1.0 - ratio), XI_LIMITS[0]), XI_LIMITS[1])
+        xi = shape * weight
+        sigma = m1 * (1.0 - xi)
+    return xi, np.maximum(sigma, min_scale)
 
 
-def _learn(
-    st: State,
+@kernel
+def _tail_kernel(
+    n: np.ndarray,
+    med: np.ndarray,
+    q: np.ndarray,
+    mad: np.ndarray,
+    ne: np.ndarray,
+    m1: np.ndarray,
+    m2: np.ndarray,
+    pe: np.ndarray,
+    r: np.ndarray,
+    min_scale: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    rows, series = r.shape
+    for d in range(rows):
+        for i in range(series):
+            x = r[d, i]
+            if np.isnan(x) or n[d, i] < 1:
+                out[d, i] = 1.0
+                continue
+            m, top = med[d, i], q[d, i]
+            if x > top:
+                xi, sigma = _gpd(m1[d, i], m2[d, i], ne[d, i], mad[d, i], min_scale[d])
+                y = np.maximum(x - top, 0.0) / sigma
+                if np.abs(xi) < 1e-9:
+                    p = pe[d, i] * np.exp(-y)
+                else:
+                    p = pe[d, i] * np.exp(-np.log(np.maximum(1.0 + xi * y, 0.0)) / xi)
+            elif x > m:
+                p = 0.5 - (0.5 - pe[d, i]) * (x - m) / np.maximum(top - m, 1e-300)
+            else:
+                p = 1.0 - 0.5 * x / np.maximum(m, 1e-300)
+            # minimum/maximum rather than clip: NaN stays NaN, as it did in numpy
+            out[d, i] = np.minimum(np.maximum(p, 0.0), 1.0)
+
+
+@kernel
+def _quantile_kernel(
+    n: np.ndarray,
+    med: np.ndarray,
+    q: np.ndarray,
+    mad: np.ndarray,
+    ne: np.ndarray,
+    m1: np.ndarray,
+    m2: np.ndarray,
+    pe: np.ndarray,
+    p: np.ndarray,
+    min_scale: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    rows, series = q.shape
+    for d in range(rows):
+        for i in range(series):
+            xi, sigma = _gpd(m1[d, i], m2[d, i], ne[d, i], mad[d, i], min_scale[d])
+            ratio = np.log(np.maximum(pe[d, i], p[i]) / p[i])
+            exponential = np.abs(xi) < 1e-9
+            excess = sigma * ratio if exponential else sigma * np.expm1(xi * ratio) / xi
+            out[d, i] = q[d, i] + excess
+
+
+@kernel
+def _learn_kernel(
+    n: np.ndarray,
+    med: np.ndarray,
+    q: np.ndarray,
+    mad: np.ndarray,
+    ne: np.ndarray,
+    m1: np.ndarray,
+    m2: np.ndarray,
+    pe: np.ndarray,
     r: np.ndarray,
     mask: np.ndarray,
-    window: Param,
-    tail_window: Param,
-    min_scale: Param,
-    adaptive: bool | np.ndarray,
+    window: np.ndarray,
+    tail_window: np.ndarray,
+    min_scale: np.ndarray,
+    adaptive: np.ndarray,
 ) -> None:
-    valid = mask & np.isfinite(r)
-    if not valid.any():
-        return
-    r = np.where(valid, r, 0.0)
-    n = st["n"] + valid
-    first = valid & (n == 1)
-    gain = np.where(valid, np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / window), 0.0)
-    med, q = st["med"], st["q"]
-    scale = np.maximum(st["mad"], min_scale) * gain
-    exceed = valid & (r > q) & ~first
-    new_med = med + scale * np.where(r > med, 1.0, -1.0)
-    new_q = q + scale * np.where(r > q, (1.0 - TAIL) / TAIL, -1.0)
-    st["mad"] += gain * (np.abs(r - med) - st["mad"])
-    if adaptive is True:
-        st["pe"] += gain * (np.where(r > q, 1.0, 0.0) - st["pe"])
-    elif adaptive is not False:  # a stack: rows without an adaptive tail keep pe = TAIL
-        st["pe"] += adaptive * (gain * (np.where(r > q, 1.0, 0.0) - st["pe"]))
-    # Raw statistics are >= 0; an atom at 0 (a stuck run of a noisy signal) must stay at 0.
-    st["med"] = np.maximum(np.where(first, r, new_med), 0.0)
-    # An outlier among the first values must not park the anchor far out: SA steps shrink
-    # as 1/n, so it would take very long to come back. Keep it within reach of the body.
-    ceiling = st["med"] + QUANTILE_REACH * np.maximum(st["mad"], min_scale)
-    st["q"] = np.minimum(np.maximum(np.where(first, r, new_q), st["med"]), ceiling)
-    ne = st["ne"] + exceed
-    tail_gain = np.where(exceed, np.maximum(1.0 / np.maximum(ne, 1.0), 1.0 / tail_window), 0.0)
-    excess = r - q
-    st["m1"] += tail_gain * (excess - st["m1"])
-    st["m2"] += tail_gain * (excess * excess - st["m2"])
-    st["ne"] = ne
-    st["n"] = n
-
-
-def _gpd(st: State, min_scale: Param) -> tuple[np.ndarray, np.ndarray]:
-    """GPD shape and scale by the method of moments; exponential until enough excesses."""
-    m1 = st["m1"]
-    var = np.maximum(st["m2"] - m1 * m1, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(var > 0, m1 * m1 / var, 1.0)
-    enough = st["ne"] >= 10
-    weight = st["ne"] / (st["ne"] + XI_PRIOR)
-    shape = np.minimum(np.maximum(0.5 * (1.0 - ratio), XI_LIMITS[0]), XI_LIMITS[1])
-    xi = np.where(enough, shape * weight, 0.0)
-    sigma = np.where(enough, m1 * (1.0 - xi), np.maximum(m1, st["mad"]))
-    return xi, np.maximum(sigma, min_scale)
+    rows, series = r.shape
+    up = (1.0 - TAIL) / TAIL
+    for d in range(rows):
+        floor = min_scale[d]
+        for i in range(series):
+            x = r[d, i]
+            if not mask[d, i] or not np.isfinite(x):
+                continue
+            count = n[d, i] + 1.0
+            first = count == 1
+            gain = np.maximum(1.0 / np.maximum(count, 1.0), 1.0 / window[d])
+            m, top = med[d, i], q[d, i]
+            scale = np.maximum(mad[d, i], floor) * gain
+            new_med = m + scale * (1.0 if x > m else -1.0)
+            new_q = top + scale * (up if x > top else -1.0)
+            mad[d, i] += gain * (np.abs(x - m) - mad[d, i])
+            if adaptive[d] > 0:
+                pe[d, i] += gain * ((1.0 if x > top else 0.0) - pe[d, i])
+            # Raw statistics are >= 0; an atom at 0 (a stuck run of a noisy signal) stays at 0.
+            m_new = np.maximum(x if first else new_med, 0.0)
+            med[d, i] = m_new
+            # An outlier among the first values must not park the anchor far out: SA steps
+            # shrink as 1/n, so it would take very long to come back. Keep it within reach.
+            ceiling = m_new + QUANTILE_REACH * np.maximum(mad[d, i], floor)
+            q[d, i] = np.minimum(np.maximum(x if first else new_q, m_new), ceiling)
+            if x > top and not first:
+                excesses = ne[d, i] + 1.0
+                tail_gain = np.maximum(1.0 / np.maximum(excesses, 1.0), 1.0 / tail_window[d])
+                excess = x - top
+                m1[d, i] += tail_gain * (excess - m1[d, i])
+                m2[d, i] += tail_gain * (excess * excess - m2[d, i])
+                ne[d, i] = excesses
+            n[d, i] = count

@@ -414,14 +414,13 @@ class Scorer:
             warm_rec = np.logical_or.reduceat(warming & present, starts)
             out["p_rec"][t] = p_rec
             out["warming"][t] = warm_rec
-            band_cal = stack.row(cal, self.band_index)
-            r_star = band_det.calibration.quantile(band_cal, level)
+            r_star = stack.quantile(cal, self.band_index, level)
             lower, upper = band_det.band(det_states[self.band_index], r_star, ts)
             expected = raws[self.band_index].expected
             for d in describers:  # ... and describes the signal there
                 if verdict[d].any():
                     det = self.suite[d]
-                    r_d = det.calibration.quantile(stack.row(cal, d), level)
+                    r_d = stack.quantile(cal, d, level)
                     low_d, up_d = det.band(det_states[d], r_d, ts)
                     expected = np.where(verdict[d], raws[d].expected, expected)
                     lower = np.where(verdict[d], low_d, lower)

@@ -26,6 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from detectors.calibration import Calibration
+from detectors.jit import kernel
 from detectors.protocol import Raw
 from detectors.state import Init, State, new_state
 
@@ -43,30 +44,75 @@ class LevelShift:
     def new_state(self, n: int) -> State:
         return new_state(self.fields, n)
 
-    def _sd(self, st: State) -> np.ndarray:
-        return np.sqrt(st["var"]) + 1e-9 * (np.abs(st["slow"]) + 1.0)
-
-    def _fast_after(self, st: State, x: np.ndarray) -> np.ndarray:
-        a = np.maximum(1.0 / (st["n"] + 1.0), 1.0 / self.fast)
-        fast: np.ndarray = st["fast"] + a * (x - st["fast"])
-        return fast
-
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
-        with np.errstate(invalid="ignore"):
-            stat = np.abs(self._fast_after(st, x) - st["slow"]) / self._sd(st)
-        return Raw(np.where(st["n"] >= 10, stat, np.nan), st["slow"].copy())
+        stat = np.empty_like(x)
+        _raw(st["n"], st["fast"], st["slow"], st["var"], x, float(self.fast), stat)
+        return Raw(stat, st["slow"].copy())
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
-        m = mask & ~np.isnan(x)
-        xs = np.where(m, x, 0.0)
-        st["fast"] = np.where(m, self._fast_after(st, xs), st["fast"])
-        n = st["n"] + m
-        a = np.where(m, np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / self.slow), 0.0)
-        delta = np.where(m, xs - st["slow"], 0.0)
-        st["slow"] += a * delta
-        st["var"] = (1.0 - a) * (st["var"] + a * delta * delta)
-        st["n"] = n
+        fields = (st["n"], st["fast"], st["slow"], st["var"])
+        _learn(*fields, x, mask, float(self.fast), float(self.slow))
 
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sd = self._sd(st)
+        sd = np.empty_like(r)
+        _sds(st["slow"], st["var"], sd)
         return st["slow"] - r * sd, st["slow"] + r * sd
+
+
+@kernel
+def _sd(slow: float, var: float) -> float:
+    return float(np.sqrt(var) + 1e-9 * (np.abs(slow) + 1.0))
+
+
+@kernel
+def _sds(slow: np.ndarray, var: np.ndarray, out: np.ndarray) -> None:
+    for i in range(len(out)):
+        out[i] = _sd(slow[i], var[i])
+
+
+@kernel
+def _fast_after(n: float, fast: float, x: float, span: float) -> float:
+    """The fast average once it has taken `x` in."""
+    a = np.maximum(1.0 / (n + 1.0), 1.0 / span)
+    return float(fast + a * (x - fast))
+
+
+@kernel
+def _raw(
+    n: np.ndarray,
+    fast: np.ndarray,
+    slow: np.ndarray,
+    var: np.ndarray,
+    x: np.ndarray,
+    span: float,
+    out: np.ndarray,
+) -> None:
+    for i in range(len(x)):
+        if n[i] >= 10:
+            moved = _fast_after(n[i], fast[i], x[i], span)
+            out[i] = np.abs(moved - slow[i]) / _sd(slow[i], var[i])
+        else:
+            out[i] = np.nan
+
+
+@kernel
+def _learn(
+    n: np.ndarray,
+    fast: np.ndarray,
+    slow: np.ndarray,
+    var: np.ndarray,
+    x: np.ndarray,
+    mask: np.ndarray,
+    fast_span: float,
+    slow_span: float,
+) -> None:
+    for i in range(len(x)):
+        if not mask[i] or np.isnan(x[i]):
+            continue
+        fast[i] = _fast_after(n[i], fast[i], x[i], fast_span)
+        count = n[i] + 1.0
+        a = np.maximum(1.0 / np.maximum(count, 1.0), 1.0 / slow_span)
+        delta = x[i] - slow[i]
+        slow[i] += a * delta
+        var[i] = (1.0 - a) * (var[i] + a * delta * delta)
+        n[i] = count

@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from detectors.calibration import Calibration
+from detectors.jit import kernel
 from detectors.protocol import Raw
 from detectors.state import Init, State, new_state
 
@@ -38,24 +39,58 @@ class Persist:
     def new_state(self, n: int) -> State:
         return new_state(self.fields, n)
 
-    def _sd(self, st: State) -> np.ndarray:
-        return np.sqrt(st["var"]) + 1e-9 * (np.abs(st["mean"]) + 1.0)
-
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
-        with np.errstate(invalid="ignore"):
-            stat = np.abs(x - st["mean"]) / self._sd(st)
-        return Raw(np.where(st["n"] >= 10, stat, np.nan), st["mean"].copy())
+        stat = np.empty_like(x)
+        _raw(st["n"], st["mean"], st["var"], x, stat)
+        return Raw(stat, st["mean"].copy())
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
-        m = mask & ~np.isnan(x)
-        n = st["n"] + m
-        a = np.where(m, np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / self.span), 0.0)
-        limit = np.where(st["n"] >= 10, self.clip * self._sd(st), np.inf)
-        delta = np.minimum(np.maximum(np.where(m, x - st["mean"], 0.0), -limit), limit)
-        st["mean"] += a * delta
-        st["var"] = (1.0 - a) * (st["var"] + a * delta * delta)
-        st["n"] = n
+        _learn(st["n"], st["mean"], st["var"], x, mask, float(self.span), self.clip)
 
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sd = self._sd(st)
-        return st["mean"] - r * sd, st["mean"] + r * sd
+        lower, upper = np.empty_like(r), np.empty_like(r)
+        _band(st["mean"], st["var"], r, lower, upper)
+        return lower, upper
+
+
+@kernel
+def _sd(mean: float, var: float) -> float:
+    return float(np.sqrt(var) + 1e-9 * (np.abs(mean) + 1.0))
+
+
+@kernel
+def _raw(n: np.ndarray, mean: np.ndarray, var: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
+    for i in range(len(x)):
+        out[i] = np.abs(x[i] - mean[i]) / _sd(mean[i], var[i]) if n[i] >= 10 else np.nan
+
+
+@kernel
+def _band(
+    mean: np.ndarray, var: np.ndarray, r: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> None:
+    for i in range(len(r)):
+        sd = _sd(mean[i], var[i])
+        lower[i] = mean[i] - r[i] * sd
+        upper[i] = mean[i] + r[i] * sd
+
+
+@kernel
+def _learn(
+    n: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    x: np.ndarray,
+    mask: np.ndarray,
+    span: float,
+    clip: float,
+) -> None:
+    for i in range(len(x)):
+        if not mask[i] or np.isnan(x[i]):
+            continue
+        count = n[i] + 1.0
+        a = np.maximum(1.0 / np.maximum(count, 1.0), 1.0 / span)
+        limit = clip * _sd(mean[i], var[i]) if n[i] >= 10 else np.inf
+        delta = np.minimum(np.maximum(x[i] - mean[i], -limit), limit)
+        mean[i] += a * delta
+        var[i] = (1.0 - a) * (var[i] + a * delta * delta)
+        n[i] = count

@@ -38,6 +38,7 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.clock import LocalClock
+from detectors.jit import kernel
 from detectors.periods import DAY, MONDAY, RING, autocorrelation, read_period
 from detectors.protocol import Raw
 from detectors.state import Init, State, new_state
@@ -51,6 +52,21 @@ MIN_COUNT = 12
 three periods' worth on coarse data cost two points, from early verdicts on poor deviations)."""
 CHECK_EVERY = RING // 8
 """New history buckets between two period checks of a series."""
+Place = tuple[
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+]
+"""The kernels' first arguments, what places a value in its rhythm: fields n, last_t, dt,
+start, period, unit, nb, then the values' times and local clock times."""
+BIGGEST = float(np.finfo(np.float64).max)
+"""What `np.nan_to_num` makes of an infinite clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,165 +139,81 @@ class Seasonal:
     def new_state(self, n: int) -> State:
         return new_state(self.fields, n)
 
-    # -- phase ------------------------------------------------------------------------------
+    # -- the detector role (per-series loops compiled in the kernels below) -------------------
 
-    @staticmethod
-    def _count(st: State, t: np.ndarray) -> np.ndarray:
-        """The sample index of a value at `t`: values learnt, plus the sampling intervals a gap
-        skipped (missing values), so a rhythm in samples keeps its phase across gaps."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            slots = np.rint((t - st["last_t"]) / st["dt"])
-        skipped = np.where(np.isfinite(slots) & (st["dt"] > 0), np.maximum(slots - 1, 0), 0)
-        out: np.ndarray = st["n"] + skipped
+    def _floor(self, st: State) -> np.ndarray:
+        """Half the profile's usual deviation: a bin visited once a period estimates its
+        deviation from a few values, and a lucky small one made an alarm."""
+        out: np.ndarray = 0.5 * st["dev"].sum(axis=1) / np.maximum((st["count"] > 0).sum(axis=1), 1)
         return out
 
-    def _age(self, st: State, t: np.ndarray, count: np.ndarray) -> np.ndarray:
-        """How far into the current hypothesis, in its own unit (`count`: sample index)."""
-        now = np.where(st["unit"] == SAMPLES, count, t)
-        out: np.ndarray = now - st["start"]
-        return out
-
-    def _bin(self, st: State, t: np.ndarray, count: np.ndarray) -> np.ndarray:
-        """Phase bin of values at times `t` and sample indices `count`."""
-        period = np.where(st["period"] > 0, st["period"], DAY)
-        samples = count - st["start"]
-        clock = np.where(st["unit"] == SAMPLES, samples, self.clock.local(t) - MONDAY)
-        phase = np.mod(np.nan_to_num(clock), period) / period
-        nb = st["nb"]
-        out: np.ndarray = np.minimum(
-            np.maximum((phase * nb).astype(np.intp), 0), (nb - 1).astype(np.intp)
+    def _where(self, st: State, t: np.ndarray) -> Place:
+        """The fields that place a value at `t` in its rhythm, and its local clock time."""
+        local = self.clock.local(t)
+        return (
+            st["n"],
+            st["last_t"],
+            st["dt"],
+            st["start"],
+            st["period"],
+            st["unit"],
+            st["nb"],
+            t,
+            local,
         )
-        return out
-
-    @staticmethod
-    def _visits(st: State) -> np.ndarray:
-        """Values a phase bin gets per period (at least 1)."""
-        per_period = np.where(
-            st["unit"] == SAMPLES, st["period"], st["period"] / np.maximum(st["dt"], 1e-9)
-        )
-        out: np.ndarray = np.maximum(per_period / st["nb"], 1.0)
-        return out
-
-    @staticmethod
-    def _scale(st: State, mean: np.ndarray, dev: np.ndarray) -> np.ndarray:
-        """A bin's deviation, but at least half the profile's usual one: a bin visited once a
-        period estimates it from a few values, and a lucky small one made an alarm."""
-        floor = 0.5 * st["dev"].sum(axis=1) / np.maximum((st["count"] > 0).sum(axis=1), 1)
-        out: np.ndarray = np.maximum(dev, floor) + 1e-9 * (np.abs(mean) + 1.0)
-        return out
-
-    def _pick(self, st: State, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = np.arange(len(b))
-        return st["mean"][rows, b], st["dev"][rows, b], st["count"][rows, b]
 
     def active(self, st: State, t: np.ndarray) -> np.ndarray:
         """Series whose rhythm is found, established, and worth more than their recent level."""
-        with np.errstate(invalid="ignore"):
-            old_enough = self._age(st, t, self._count(st, t)) >= self.min_periods * st["period"]
-        out: np.ndarray = (
-            (st["found"] > 0) & old_enough & (st["err_season"] < self.skill * st["err_level"])
-        )
+        out = np.empty(len(t), dtype=bool)
+        judged = (st["found"], st["err_season"], st["err_level"])
+        _active(*self._where(st, t), *judged, self.min_periods, self.skill, out)
         return out
 
-    # -- the detector role --------------------------------------------------------------------
-
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
-        index = self._count(st, t)
-        mean, dev, count = self._pick(st, self._bin(st, t, index))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mature = self._age(st, t, index) >= self.min_periods * st["period"]
-            known = (count >= MIN_COUNT) & mature & (st["period"] > 0)
-            stat = np.where(known, np.abs(x - mean) / self._scale(st, mean, dev), np.nan)
-        judged = known & (st["found"] > 0) & (st["err_season"] < self.skill * st["err_level"])
+        stat, expected, learn_stat = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+        profile = (st["mean"], st["dev"], st["count"], self._floor(st))
+        judged = (st["found"], st["err_season"], st["err_level"])
+        params = (self.min_periods, self.skill)
+        _raw(*self._where(st, t), *profile, *judged, x, *params, stat, expected, learn_stat)
         # The calibration learns the distances of a mature profile only (a young one's are wider
         # and would stay in the tail's memory), whether or not the rhythm is confirmed yet.
-        return Raw(np.where(judged, stat, np.nan), np.where(judged, mean, np.nan), stat)
+        return Raw(stat, expected, learn_stat)
+
+    def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lower, upper = np.empty_like(r), np.empty_like(r)
+        _band(*self._where(st, t), st["mean"], st["dev"], self._floor(st), r, lower, upper)
+        return lower, upper
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
-        m = mask & ~np.isnan(x) & ~np.isnan(t)
-        if not m.any():
-            return
-        rows = np.flatnonzero(m)
-        v, tv = x[rows], t[rows]
-        st["start"][rows] = np.where(np.isnan(st["start"][rows]), tv, st["start"][rows])
-        st["n"][rows] = self._count({k: st[k][rows] for k in ("n", "last_t", "dt")}, tv)
-        self._learn_profile(st, rows, v, tv)
-        st["n"][rows] += 1
-        # the usual sampling interval: gaps (missing values) left out
-        gap = tv - st["last_t"][rows]
-        dt = st["dt"][rows]
-        usual = (gap > 0) & ((dt <= 0) | (gap < 3 * dt))
-        st["dt"][rows] = np.where(usual, np.where(dt > 0, dt + 0.05 * (gap - dt), gap), dt)
-        st["last_t"][rows] = tv
-        self._remember(st, rows, v, tv)
-
-    def _learn_profile(self, st: State, rows: np.ndarray, v: np.ndarray, tv: np.ndarray) -> None:
-        sub = {k: st[k][rows] for k in ("period", "unit", "n", "start", "nb")}
-        b = self._bin(sub, tv, sub["n"])  # `n` already counts the values a gap skipped
-        mean, dev, count = st["mean"][rows, b], st["dev"][rows, b], st["count"][rows, b]
-        hypo = sub["period"] > 0
-        # how well each baseline predicted this value, before learning it
-        seen = count > 0
-        season_err = np.where(seen, v - mean, v - st["level"][rows])
-        nl = st["nl"][rows] + 1
-        g = np.maximum(1.0 / nl, 1.0 / self.level_span)
-        gl = np.maximum(1.0 / nl, 1.0 / (self.level_span * self.bins))
-        level_err = np.where(nl > 1, v - st["level"][rows], 0.0)
-        st["err_level"][rows] += gl * (level_err**2 - st["err_level"][rows])
-        st["err_season"][rows] += gl * (season_err**2 - st["err_season"][rows])
-        st["level"][rows] += g * (v - st["level"][rows])
-        st["nl"][rows] = nl
-        # the bin's level and deviation (winsorised, so one outlier does not move the profile);
-        # memory in periods: `span` times the values a bin gets per period
-        visits = self._visits({**sub, "dt": st["dt"][rows]})
-        n = count + 1
-        a = np.maximum(1.0 / n, 1.0 / (self.span * visits))
-        limit = np.where(count >= 2, self.clip * np.maximum(dev, 1e-12), np.inf)
-        delta = np.minimum(np.maximum(np.where(seen, v - mean, 0.0), -limit), limit)
-        st["mean"][rows, b] = np.where(hypo, np.where(seen, mean + a * delta, v), mean)
-        st["dev"][rows, b] = np.where(
-            hypo, np.where(seen, dev + a * (np.abs(delta) - dev), 0.0), dev
+        due = np.zeros(len(x), dtype=bool)
+        _learn(
+            *self._where(st, t),
+            st["mean"],
+            st["dev"],
+            st["count"],
+            st["level"],
+            st["nl"],
+            st["err_level"],
+            st["err_season"],
+            st["ring"],
+            st["filled"],
+            st["m"],
+            st["acc"],
+            st["acc_n"],
+            st["ring_t0"],
+            st["ring_t1"],
+            st["fresh"],
+            x,
+            mask,
+            np.array([self.span, self.level_span, float(self.bins), self.clip]),
+            due,
         )
-        st["count"][rows, b] = np.where(hypo, n, count)
-
-    def _remember(self, st: State, rows: np.ndarray, v: np.ndarray, tv: np.ndarray) -> None:
-        """Feed the coarse history; check the period of series with enough new buckets."""
-        st["ring_t0"][rows] = np.where(np.isnan(st["ring_t0"][rows]), tv, st["ring_t0"][rows])
-        st["ring_t1"][rows] = tv
-        st["acc"][rows] += v
-        st["acc_n"][rows] += 1
-        done = rows[st["acc_n"][rows] >= st["m"][rows]]
-        if not len(done):
+        if not due.any():
             return
-        value = st["acc"][done] / st["acc_n"][done]
-        st["acc"][done] = 0.0
-        st["acc_n"][done] = 0.0
-        at = st["filled"][done].astype(np.intp)  # < RING: a full history makes room below
-        st["ring"][done, at] = value
-        st["filled"][done] += 1
-        st["fresh"][done] += 1
-        full = done[st["filled"][done] >= RING]
-        if len(full):
-            covered = st["ring_t1"][full] - st["ring_t0"][full]
-            coarsen = full[covered < HORIZON / 2]
-            slide = full[covered >= HORIZON / 2]
-            if len(coarsen):  # halve the resolution: pairs of buckets become one
-                ring = st["ring"][coarsen]
-                half = 0.5 * (ring[:, 0::2] + ring[:, 1::2])
-                st["ring"][coarsen] = np.concatenate([half, np.zeros_like(half)], axis=1)
-                st["filled"][coarsen] = RING // 2
-                st["m"][coarsen] *= 2
-            if len(slide):  # forget the oldest bucket
-                st["ring_t0"][slide] += covered[covered >= HORIZON / 2] / RING
-                st["ring"][slide, :-1] = st["ring"][slide, 1:]
-                st["filled"][slide] = RING - 1
-        due = done[(st["fresh"][done] >= CHECK_EVERY) & (st["filled"][done] >= 2 * CHECK_EVERY)]
-        if not len(due):
-            return
-        st["fresh"][due] = 0.0
-        filled = st["filled"][due].astype(np.intp)
+        rows = np.flatnonzero(due)
+        filled = st["filled"][rows].astype(np.intp)
         for length in np.unique(filled).tolist():  # one FFT per history length
-            group = due[filled == length]
+            group = rows[filled == length]
             acf = autocorrelation(st["ring"][group, :length])
             for r, row in zip(group.tolist(), acf, strict=True):
                 self._check(st, r, row)
@@ -317,11 +249,6 @@ class Seasonal:
         st["mean"][r], st["dev"][r], st["count"][r] = 0.0, 0.0, 0.0
         st["err_season"][r] = st["err_level"][r]
 
-    def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, dev, _ = self._pick(st, self._bin(st, t, self._count(st, t)))
-        scale = self._scale(st, mean, dev)
-        return mean - r * scale, mean + r * scale
-
 
 def describe(st: State) -> list[tuple[float, str] | None]:
     """Each series' confirmed period as (length, "seconds" | "samples"), None where none."""
@@ -331,3 +258,236 @@ def describe(st: State) -> list[tuple[float, str] | None]:
     ):
         out.append((length, "samples" if unit == SAMPLES else "seconds") if found > 0 else None)
     return out
+
+
+# -- kernels: one series at a time, the same arithmetic in the same order as the numpy code they
+# replaced. `n, last_t, dt, start, period, unit, nb, t, local` place a value in its rhythm.
+
+
+@kernel
+def _index(n: float, last_t: float, dt: float, t: float) -> float:
+    """The sample index of a value at `t`: values learnt, plus the sampling intervals a gap
+    skipped (missing values), so a rhythm in samples keeps its phase across gaps."""
+    slots = np.rint((t - last_t) / dt)
+    skipped = np.maximum(slots - 1.0, 0.0) if np.isfinite(slots) and dt > 0 else 0.0
+    return float(n + skipped)
+
+
+@kernel
+def _phase_bin(
+    start: float, period: float, unit: float, nb: float, local: float, index: float
+) -> int:
+    """Phase bin of a value at local time `local` and sample index `index`."""
+    length = period if period > 0 else DAY
+    clock = index - start if unit == SAMPLES else local - MONDAY
+    if np.isnan(clock):  # as np.nan_to_num
+        clock = 0.0
+    elif np.isinf(clock):
+        clock = BIGGEST if clock > 0 else -BIGGEST
+    phase = np.mod(clock, length) / length
+    b = int(phase * nb) if np.isfinite(phase) else 0
+    return min(max(b, 0), int(nb - 1.0))
+
+
+@kernel
+def _mature(
+    start: float, period: float, unit: float, t: float, index: float, periods: float
+) -> bool:
+    """Whether the current hypothesis has run for `periods` periods (in its own unit)."""
+    age = (index if unit == SAMPLES else t) - start
+    return bool(age >= periods * period)
+
+
+@kernel
+def _active(
+    n: np.ndarray,
+    last_t: np.ndarray,
+    dt: np.ndarray,
+    start: np.ndarray,
+    period: np.ndarray,
+    unit: np.ndarray,
+    nb: np.ndarray,
+    t: np.ndarray,
+    local: np.ndarray,
+    found: np.ndarray,
+    err_season: np.ndarray,
+    err_level: np.ndarray,
+    min_periods: float,
+    skill: float,
+    out: np.ndarray,
+) -> None:
+    for i in range(len(t)):
+        index = _index(n[i], last_t[i], dt[i], t[i])
+        old_enough = _mature(start[i], period[i], unit[i], t[i], index, min_periods)
+        out[i] = found[i] > 0 and old_enough and err_season[i] < skill * err_level[i]
+
+
+@kernel
+def _raw(
+    n: np.ndarray,
+    last_t: np.ndarray,
+    dt: np.ndarray,
+    start: np.ndarray,
+    period: np.ndarray,
+    unit: np.ndarray,
+    nb: np.ndarray,
+    t: np.ndarray,
+    local: np.ndarray,
+    mean: np.ndarray,
+    dev: np.ndarray,
+    count: np.ndarray,
+    floor: np.ndarray,
+    found: np.ndarray,
+    err_season: np.ndarray,
+    err_level: np.ndarray,
+    x: np.ndarray,
+    min_periods: float,
+    skill: float,
+    stat: np.ndarray,
+    expected: np.ndarray,
+    learn_stat: np.ndarray,
+) -> None:
+    for i in range(len(x)):
+        index = _index(n[i], last_t[i], dt[i], t[i])
+        b = _phase_bin(start[i], period[i], unit[i], nb[i], local[i], index)
+        mu, sd = mean[i, b], dev[i, b]
+        mature = _mature(start[i], period[i], unit[i], t[i], index, min_periods)
+        known = count[i, b] >= MIN_COUNT and mature and period[i] > 0
+        distance = np.nan
+        if known:
+            distance = np.abs(x[i] - mu) / (np.maximum(sd, floor[i]) + 1e-9 * (np.abs(mu) + 1.0))
+        judged = known and found[i] > 0 and err_season[i] < skill * err_level[i]
+        stat[i] = distance if judged else np.nan
+        expected[i] = mu if judged else np.nan
+        learn_stat[i] = distance
+
+
+@kernel
+def _band(
+    n: np.ndarray,
+    last_t: np.ndarray,
+    dt: np.ndarray,
+    start: np.ndarray,
+    period: np.ndarray,
+    unit: np.ndarray,
+    nb: np.ndarray,
+    t: np.ndarray,
+    local: np.ndarray,
+    mean: np.ndarray,
+    dev: np.ndarray,
+    floor: np.ndarray,
+    r: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+) -> None:
+    for i in range(len(r)):
+        index = _index(n[i], last_t[i], dt[i], t[i])
+        b = _phase_bin(start[i], period[i], unit[i], nb[i], local[i], index)
+        mu = mean[i, b]
+        scale = np.maximum(dev[i, b], floor[i]) + 1e-9 * (np.abs(mu) + 1.0)
+        lower[i] = mu - r[i] * scale
+        upper[i] = mu + r[i] * scale
+
+
+@kernel
+def _learn(
+    n: np.ndarray,
+    last_t: np.ndarray,
+    dt: np.ndarray,
+    start: np.ndarray,
+    period: np.ndarray,
+    unit: np.ndarray,
+    nb: np.ndarray,
+    t: np.ndarray,
+    local: np.ndarray,
+    mean: np.ndarray,
+    dev: np.ndarray,
+    count: np.ndarray,
+    level: np.ndarray,
+    nl: np.ndarray,
+    err_level: np.ndarray,
+    err_season: np.ndarray,
+    ring: np.ndarray,
+    filled: np.ndarray,
+    m: np.ndarray,
+    acc: np.ndarray,
+    acc_n: np.ndarray,
+    ring_t0: np.ndarray,
+    ring_t1: np.ndarray,
+    fresh: np.ndarray,
+    x: np.ndarray,
+    mask: np.ndarray,
+    params: np.ndarray,
+    due: np.ndarray,
+) -> None:
+    """Learn `x` where `mask` holds; `due` marks the series whose period is to be checked."""
+    span, level_span, bins, clip = params[0], params[1], params[2], params[3]
+    for i in range(len(x)):
+        v, tv = x[i], t[i]
+        if not mask[i] or np.isnan(v) or np.isnan(tv):
+            continue
+        if np.isnan(start[i]):
+            start[i] = tv
+        n[i] = _index(n[i], last_t[i], dt[i], tv)
+
+        # the profile: how well each baseline predicted this value, before learning it
+        b = _phase_bin(start[i], period[i], unit[i], nb[i], local[i], n[i])
+        mu, sd, seen_n = mean[i, b], dev[i, b], count[i, b]
+        seen = seen_n > 0
+        season_err = v - mu if seen else v - level[i]
+        visits_l = nl[i] + 1.0
+        g = np.maximum(1.0 / visits_l, 1.0 / level_span)
+        gl = np.maximum(1.0 / visits_l, 1.0 / (level_span * bins))
+        level_err = v - level[i] if visits_l > 1 else 0.0
+        err_level[i] += gl * (level_err * level_err - err_level[i])
+        err_season[i] += gl * (season_err * season_err - err_season[i])
+        level[i] += g * (v - level[i])
+        nl[i] = visits_l
+        # the bin's level and deviation (winsorised, so one outlier does not move the profile);
+        # memory in periods: `span` times the values a bin gets per period
+        if period[i] > 0:
+            per_period = period[i] if unit[i] == SAMPLES else period[i] / np.maximum(dt[i], 1e-9)
+            visits = np.maximum(per_period / nb[i], 1.0)
+            a = np.maximum(1.0 / (seen_n + 1.0), 1.0 / (span * visits))
+            limit = clip * np.maximum(sd, 1e-12) if seen_n >= 2 else np.inf
+            delta = np.minimum(np.maximum(v - mu if seen else 0.0, -limit), limit)
+            mean[i, b] = mu + a * delta if seen else v
+            dev[i, b] = sd + a * (np.abs(delta) - sd) if seen else 0.0
+            count[i, b] = seen_n + 1.0
+        n[i] += 1.0
+
+        # the usual sampling interval: gaps (missing values) left out
+        gap = tv - last_t[i]
+        if gap > 0 and (dt[i] <= 0 or gap < 3 * dt[i]):
+            dt[i] = dt[i] + 0.05 * (gap - dt[i]) if dt[i] > 0 else gap
+        last_t[i] = tv
+
+        # the coarse history: bucket means of `m` values
+        if np.isnan(ring_t0[i]):
+            ring_t0[i] = tv
+        ring_t1[i] = tv
+        acc[i] += v
+        acc_n[i] += 1.0
+        if acc_n[i] < m[i]:
+            continue
+        ring[i, int(filled[i])] = acc[i] / acc_n[i]  # < RING: a full history makes room below
+        acc[i] = 0.0
+        acc_n[i] = 0.0
+        filled[i] += 1.0
+        fresh[i] += 1.0
+        if filled[i] >= RING:
+            covered = ring_t1[i] - ring_t0[i]
+            if covered < HORIZON / 2:  # halve the resolution: pairs of buckets become one
+                for k in range(RING // 2):
+                    ring[i, k] = 0.5 * (ring[i, 2 * k] + ring[i, 2 * k + 1])
+                ring[i, RING // 2 :] = 0.0
+                filled[i] = RING // 2
+                m[i] *= 2.0
+            else:  # forget the oldest bucket
+                ring_t0[i] += covered / RING
+                for k in range(RING - 1):
+                    ring[i, k] = ring[i, k + 1]
+                filled[i] = RING - 1
+        if fresh[i] >= CHECK_EVERY and filled[i] >= 2 * CHECK_EVERY:
+            fresh[i] = 0.0
+            due[i] = True

@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from detectors.calibration import Calibration
+from detectors.jit import kernel
 from detectors.protocol import Raw
 from detectors.state import Init, State, new_state
 
@@ -40,29 +41,69 @@ class Spike:
     def new_state(self, n: int) -> State:
         return new_state(self.fields, n)
 
-    def _scale(self, st: State) -> np.ndarray:
-        return MAD_TO_SD * st["dmad"] + 1e-9 * (np.abs(st["prev"]) + 1.0)
-
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
         expected = st["prev"] + st["dmean"]
-        with np.errstate(invalid="ignore"):
-            stat = np.abs(x - expected) / self._scale(st)
-        return Raw(np.where(st["n"] >= 10, stat, np.nan), expected)
+        stat = np.empty_like(x)
+        _raw(st["n"], st["prev"], st["dmad"], expected, x, stat)
+        return Raw(stat, expected)
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
-        m = mask & ~np.isnan(x)
-        had_prev = m & ~np.isnan(st["prev"])
-        n = st["n"] + had_prev
-        a = np.where(had_prev, np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / self.span), 0.0)
-        limit = np.where(st["n"] >= 10, self.clip * self._scale(st), np.inf)
-        d = np.where(had_prev, x - st["prev"] - st["dmean"], 0.0)
-        d = np.minimum(np.maximum(d, -limit), limit)
-        st["dmean"] += a * d
-        st["dmad"] += a * (np.abs(d) - st["dmad"])
-        st["prev"] = np.where(m, x, st["prev"])
-        st["n"] = n
+        _learn(st["n"], st["prev"], st["dmean"], st["dmad"], x, mask, float(self.span), self.clip)
 
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         centre = st["prev"] + st["dmean"]
-        scale = self._scale(st)
+        scale = np.empty_like(r)
+        _scales(st["prev"], st["dmad"], scale)
         return centre - r * scale, centre + r * scale
+
+
+@kernel
+def _scale(prev: float, dmad: float) -> float:
+    return float(MAD_TO_SD * dmad + 1e-9 * (np.abs(prev) + 1.0))
+
+
+@kernel
+def _scales(prev: np.ndarray, dmad: np.ndarray, out: np.ndarray) -> None:
+    for i in range(len(out)):
+        out[i] = _scale(prev[i], dmad[i])
+
+
+@kernel
+def _raw(
+    n: np.ndarray,
+    prev: np.ndarray,
+    dmad: np.ndarray,
+    expected: np.ndarray,
+    x: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    for i in range(len(x)):
+        if n[i] >= 10:
+            out[i] = np.abs(x[i] - expected[i]) / _scale(prev[i], dmad[i])
+        else:
+            out[i] = np.nan
+
+
+@kernel
+def _learn(
+    n: np.ndarray,
+    prev: np.ndarray,
+    dmean: np.ndarray,
+    dmad: np.ndarray,
+    x: np.ndarray,
+    mask: np.ndarray,
+    span: float,
+    clip: float,
+) -> None:
+    for i in range(len(x)):
+        if not mask[i] or np.isnan(x[i]):
+            continue
+        if not np.isnan(prev[i]):  # a difference needs a previous value
+            count = n[i] + 1.0
+            a = np.maximum(1.0 / np.maximum(count, 1.0), 1.0 / span)
+            limit = clip * _scale(prev[i], dmad[i]) if n[i] >= 10 else np.inf
+            d = np.minimum(np.maximum(x[i] - prev[i] - dmean[i], -limit), limit)
+            dmean[i] += a * d
+            dmad[i] += a * (np.abs(d) - dmad[i])
+            n[i] = count
+        prev[i] = x[i]

@@ -25,6 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from detectors.calibration import Calibration
+from detectors.jit import kernel
 from detectors.protocol import Raw
 from detectors.state import Init, State, new_state
 
@@ -45,27 +46,57 @@ class Stuck:
         return new_state(self.fields, n)
 
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
-        same = x == st["prev"]
-        unknown = np.isnan(st["prev"]) | np.isnan(x)
-        judged = ~unknown & (st["rep"] <= self.max_repeat_rate)
-        stat = np.where(judged, np.where(same, st["run"] + 1.0, 0.0), np.nan)
-        # Calibration learns the length of runs that ended, never a run still growing: a sensor
-        # stuck for an hour must not teach that hour-long runs are normal.
-        ended = np.where(unknown | same, np.nan, st["run"])
+        stat, ended = np.empty_like(x), np.empty_like(x)
+        _raw(st["prev"], st["run"], st["rep"], x, self.max_repeat_rate, stat, ended)
         return Raw(stat, st["prev"].copy(), learn_stat=ended)
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
-        m = mask & ~np.isnan(x) & ~np.isnan(st["prev"])
-        # Only the first repeats of a run count towards the repeat rate: a long stuck run must
-        # not teach the detector that the signal is one that repeats.
-        counted = m & (st["run"] < 3)
-        gain = np.where(counted, np.maximum(1.0 / (st["n"] + 1.0), 1.0 / self.span), 0.0)
-        st["rep"] += gain * (np.where(x == st["prev"], 1.0, 0.0) - st["rep"])
-        m = mask & ~np.isnan(x)
-        st["run"] = np.where(m, np.where(x == st["prev"], st["run"] + 1.0, 0.0), st["run"])
-        st["prev"] = np.where(m, x, st["prev"])
-        st["n"] = st["n"] + m
+        _learn(st["n"], st["prev"], st["run"], st["rep"], x, mask, float(self.span))
 
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A stuck sensor has no value band: any value is fine as long as it moves."""
         return np.full_like(r, -np.inf), np.full_like(r, np.inf)
+
+
+@kernel
+def _raw(
+    prev: np.ndarray,
+    run: np.ndarray,
+    rep: np.ndarray,
+    x: np.ndarray,
+    max_repeat_rate: float,
+    stat: np.ndarray,
+    ended: np.ndarray,
+) -> None:
+    for i in range(len(x)):
+        unknown = np.isnan(prev[i]) or np.isnan(x[i])
+        same = x[i] == prev[i]
+        judged = not unknown and rep[i] <= max_repeat_rate
+        stat[i] = (run[i] + 1.0 if same else 0.0) if judged else np.nan
+        # Calibration learns the length of runs that ended, never a run still growing: a
+        # sensor stuck for an hour must not teach that hour-long runs are normal.
+        ended[i] = np.nan if unknown or same else run[i]
+
+
+@kernel
+def _learn(
+    n: np.ndarray,
+    prev: np.ndarray,
+    run: np.ndarray,
+    rep: np.ndarray,
+    x: np.ndarray,
+    mask: np.ndarray,
+    span: float,
+) -> None:
+    for i in range(len(x)):
+        if not mask[i] or np.isnan(x[i]):
+            continue
+        same = x[i] == prev[i]
+        # Only the first repeats of a run count towards the repeat rate: a long stuck run must
+        # not teach the detector that the signal is one that repeats.
+        if not np.isnan(prev[i]) and run[i] < 3:
+            gain = np.maximum(1.0 / (n[i] + 1.0), 1.0 / span)
+            rep[i] += gain * ((1.0 if same else 0.0) - rep[i])
+        run[i] = run[i] + 1.0 if same else 0.0
+        prev[i] = x[i]
+        n[i] += 1.0

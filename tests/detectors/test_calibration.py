@@ -32,6 +32,10 @@ def test_stack_equals_each_calibration_exactly() -> None:
             for d, cal in enumerate(cals):
                 row = stack.row(stacked, d)
                 np.testing.assert_array_equal(cal.quantile(row, 1e-4), cal.quantile(own[d], 1e-4))
+                levels = np.full(n, 1e-4)
+                np.testing.assert_array_equal(
+                    stack.quantile(stacked, d, levels), cal.quantile(row, levels)
+                )
     back = [c.new_state(n) for c in cals]
     stack.unstack(stacked, back)
     for d in range(len(cals)):

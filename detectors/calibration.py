@@ -166,11 +166,13 @@ class CalibrationStack:
         """Detector `d`'s state as views of the stack (for its own `quantile`)."""
         return {name: stacked[name][d] for name in self.calibrations[d].fields}
 
-    def tail_probability(self, st: State, r: np.ndarray) -> np.ndarray:
-        """`Calibration.tail_probability` of every detector's row at once."""
-        out = np.empty(r.shape)
-        _tail_kernel(*_fields(st), r, self.min_scale, out)
-        return out
+    def tail_probability(
+        self, st: State, r: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """`Calibration.tail_probability` of every detector's row at once (into `out`)."""
+        p = np.empty(r.shape) if out is None else out
+        _tail_kernel(*_fields(st), r, self.min_scale, p)
+        return p
 
     def quantile(self, st: State, d: int, p: np.ndarray) -> np.ndarray:
         """Detector `d`'s `Calibration.quantile` from its row of the stack."""

@@ -22,7 +22,7 @@ import numpy as np
 from detectors import state as st_ops
 from detectors.autoencoder import OnnxAutoencoder, WindowScores, WindowState, impute, score_sources
 from detectors.calibration import CalibrationStack
-from detectors.fusion import per_test_level, sidak
+from detectors.fusion import fuse_step, per_test_level, sidak
 from detectors.models import ModelBook
 from detectors.protocol import Detector, Raw
 from detectors.records import Record
@@ -376,18 +376,23 @@ class Scorer:
         }
         stack = self.calibration
         cal = stack.stack(cal_states)
-        late_start = np.array([[bool(getattr(det, "late_start", False))] for det in self.suite])
-        explains = [
-            (d, kinds.index(kind))
-            for d, det in enumerate(self.suite)
-            for kind in getattr(det, "explains", ())
-            if kind in kinds
-        ]
+        late_start = np.array([bool(getattr(det, "late_start", False)) for det in self.suite])
+        explains = np.array(
+            [
+                (d, kinds.index(kind))
+                for d, det in enumerate(self.suite)
+                for kind in getattr(det, "explains", ())
+                if kind in kinds
+            ],
+            dtype=np.intp,
+        ).reshape(-1, 2)
         describers = [d for d, det in enumerate(self.suite) if getattr(det, "explains", ())]
         masks = np.ones((n_det, n_series), dtype=bool)
         for d, mask in enumerate(runs_on):
             if mask is not None:
                 masks[d] = mask
+        verdict = np.empty((n_det, n_series), dtype=bool)
+        warmup = float(cfg.warmup)
         for t in range(steps):
             x = values[t]
             ts = times[t][series_source]
@@ -397,23 +402,24 @@ class Scorer:
                 if mask is not None:
                     raws[d] = _only(raws[d], mask)
             stats = np.stack([raw.stat for raw in raws])
-            # every detector calibrated at once; a late starter gives no verdict until its own
-            # warm-up ends, the others hold the source's warm-up until theirs does
-            p_det = stack.tail_probability(cal, stats)
-            young = cal["n"] < cfg.warmup
-            held = young & late_start
-            p_det = np.where(held, 1.0, p_det)
-            verdict = np.isfinite(stats) & ~held
-            warming = (young & ~late_start).any(axis=0)
-            for d, k in explains:  # a rhythm explains what level detectors see ...
-                p_det[k] = np.where(verdict[d], 1.0, p_det[k])  # ... where it has a verdict
-            out["p_det"][t] = p_det
-            p_sig = np.where(present, sidak(p_det.min(axis=0), n_det), 1.0)
-            out["p_sig"][t] = p_sig
-            p_rec = sidak(np.minimum.reduceat(p_sig, starts), np.add.reduceat(present, starts))
-            warm_rec = np.logical_or.reduceat(warming & present, starts)
-            out["p_rec"][t] = p_rec
-            out["warming"][t] = warm_rec
+            # every detector calibrated at once, then fused per signal and per record (a late
+            # starter gives no verdict until its own warm-up ends, the others hold the source's
+            # warm-up until theirs does; a rhythm explains what level detectors see)
+            p_det = stack.tail_probability(cal, stats, out=out["p_det"][t])
+            fuse_step(
+                stats,
+                p_det,
+                cal["n"],
+                warmup,
+                late_start,
+                explains,
+                present,
+                starts,
+                verdict,
+                out["p_sig"][t],
+                out["p_rec"][t],
+                out["warming"][t],
+            )
             r_star = stack.quantile(cal, self.band_index, level)
             lower, upper = band_det.band(det_states[self.band_index], r_star, ts)
             expected = raws[self.band_index].expected
@@ -431,7 +437,7 @@ class Scorer:
 
             learn = present & learnable[t][series_source]
             if cfg.learn_gate:
-                anomalous = (p_rec <= cfg.target_fap) & ~warm_rec
+                anomalous = (out["p_rec"][t] <= cfg.target_fap) & ~out["warming"][t]
                 learn &= ~anomalous[series_source]
             for d, det in enumerate(self.suite):
                 mask = runs_on[d] if d < len(runs_on) else None

@@ -11,12 +11,81 @@ from __future__ import annotations
 
 import numpy as np
 
+from detectors.jit import kernel
+
 
 def sidak(p_min: np.ndarray, k: np.ndarray | float) -> np.ndarray:
     """1 - (1 - p_min)^k, accurate for tiny p (log1p/expm1); k = 0 gives 1 (nothing tested)."""
     with np.errstate(divide="ignore", invalid="ignore"):  # k = 0, p = 1: 0 * -inf
         out = -np.expm1(np.asarray(k) * np.log1p(-np.minimum(p_min, 1.0)))
     return np.where(np.asarray(k) > 0, np.minimum(np.maximum(out, 0.0), 1.0), 1.0)
+
+
+@kernel
+def _sidak(p_min: float, k: float) -> float:
+    """`sidak` of one number (the same operations)."""
+    if k <= 0:
+        return 1.0
+    out = -np.expm1(k * np.log1p(-np.minimum(p_min, 1.0)))
+    return float(np.minimum(np.maximum(out, 0.0), 1.0))
+
+
+@kernel
+def fuse_step(
+    stats: np.ndarray,
+    p_det: np.ndarray,
+    learnt: np.ndarray,
+    warmup: float,
+    late_start: np.ndarray,
+    explains: np.ndarray,
+    present: np.ndarray,
+    starts: np.ndarray,
+    verdict: np.ndarray,
+    p_sig: np.ndarray,
+    p_rec: np.ndarray,
+    warming: np.ndarray,
+) -> None:
+    """One time step's fusion: detectors' p (rows) -> signals' p -> records' p, in place.
+
+    `learnt` is how many values each detector's calibration has learnt: a young one holds the
+    record in warm-up, or, for a late starter (`late_start`), gives no verdict until it is
+    warm. Each row (d, k) of `explains` sets detector k's p to 1 where d has a verdict. Series
+    `starts[g]` up to the next start are record g's signals.
+    """
+    n_det, n_series = p_det.shape
+    young_any = np.zeros(n_series, dtype=np.bool_)
+    for d in range(n_det):
+        for i in range(n_series):
+            young = learnt[d, i] < warmup
+            held = young and late_start[d]
+            if held:
+                p_det[d, i] = 1.0
+            verdict[d, i] = np.isfinite(stats[d, i]) and not held
+            if young and not late_start[d]:
+                young_any[i] = True
+    for e in range(explains.shape[0]):  # a rhythm explains what level detectors see
+        d, k = explains[e, 0], explains[e, 1]
+        for i in range(n_series):
+            if verdict[d, i]:
+                p_det[k, i] = 1.0
+    for i in range(n_series):
+        if present[i]:
+            low = p_det[0, i]
+            for d in range(1, n_det):
+                low = np.minimum(low, p_det[d, i])
+            p_sig[i] = _sidak(low, float(n_det))
+        else:
+            p_sig[i] = 1.0
+    for g in range(len(starts)):
+        end = starts[g + 1] if g + 1 < len(starts) else n_series
+        low, tested, warm = p_sig[starts[g]], 0.0, False
+        for i in range(starts[g], end):
+            low = np.minimum(low, p_sig[i])
+            if present[i]:
+                tested += 1.0
+                warm = warm or young_any[i]
+        p_rec[g] = _sidak(low, tested)
+        warming[g] = warm
 
 
 def per_test_level(target_fap: float, k: np.ndarray | float) -> np.ndarray:

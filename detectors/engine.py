@@ -137,6 +137,13 @@ class Scorer:
             out[i] = hit
         return out
 
+    def prepare(self) -> None:
+        """Compile the scoring loops now (or load them from numba's on-disk cache), so that the
+        first micro-batch does not wait for them: seconds on a fresh install."""
+        Scorer(self.config, self.suite).score_batch([Record("prepare", 0.0, "", {"x": 0.0})], {})
+        for det in self.suite:  # bands of detectors that describe a signal only once warm
+            det.band(det.new_state(1), np.ones(1), np.zeros(1))
+
     def new_source(self) -> SourceState:
         return SourceState.new(self.suite)
 

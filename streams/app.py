@@ -210,6 +210,7 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     app.service(output)  # type: ignore[arg-type]
     models = ModelBook(settings.models_dir)
     scorer = build_scorer(settings, models)
+    scorer.prepare()
     processor = Processor(
         scorer,
         TableStore(table),

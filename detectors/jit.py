@@ -14,10 +14,64 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import numba
+import numpy as np
 
 F = TypeVar("F", bound=Callable[..., Any])
+PAIRWISE_BLOCK = 128
+"""numpy's pairwise summation sums blocks of up to this many values 8 ways unrolled."""
 
 
 def kernel(fn: F) -> F:
     """Compile `fn` in nopython mode with the project's options (cached on disk)."""
     return cast(F, numba.njit(cache=True, error_model="numpy", nogil=True)(fn))
+
+
+@kernel
+def _block_sum(a: np.ndarray, start: int, n: int) -> float:
+    """numpy's sum of up to PAIRWISE_BLOCK values: 8 accumulators, then the rest in order."""
+    if n < 8:
+        res = 0.0
+        for i in range(start, start + n):
+            res += a[i]
+        return res
+    r = a[start : start + 8].copy()
+    i = 8
+    while i < n - n % 8:
+        for j in range(8):
+            r[j] += a[start + i + j]
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for j in range(start + i, start + n):
+        res += a[j]
+    return float(res)
+
+
+@kernel
+def pairwise_sum(a: np.ndarray, start: int, n: int) -> float:
+    """Sum of `a[start : start + n]` in numpy's order, so that a kernel's sum equals numpy's
+    `.sum()` of the same row to the last bit: blocks as `_block_sum`, longer runs halved (at a
+    multiple of 8) and the halves' sums added. Iterative with an explicit stack: numba's
+    on-disk cache crashes on recursive functions (numba issue 6061)."""
+    depth = 64
+    starts = np.empty(depth, dtype=np.int64)
+    sizes = np.empty(depth, dtype=np.int64)
+    opened = np.zeros(depth, dtype=np.bool_)
+    sums = np.empty(depth)
+    starts[0], sizes[0], top, done = start, n, 1, 0
+    while top > 0:
+        s, m = starts[top - 1], sizes[top - 1]
+        if m <= PAIRWISE_BLOCK:
+            sums[done] = _block_sum(a, s, m)
+            done += 1
+            top -= 1
+        elif not opened[top - 1]:  # push the right half, then the left (done first)
+            opened[top - 1] = True
+            half = m // 2 - (m // 2) % 8
+            starts[top], sizes[top], opened[top] = s + half, m - half, False
+            starts[top + 1], sizes[top + 1], opened[top + 1] = s, half, False
+            top += 2
+        else:  # both halves summed: left + right
+            sums[done - 2] = sums[done - 2] + sums[done - 1]
+            done -= 1
+            top -= 1
+    return float(sums[0])

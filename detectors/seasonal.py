@@ -38,7 +38,7 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.clock import LocalClock
-from detectors.jit import kernel
+from detectors.jit import kernel, pairwise_sum
 from detectors.periods import DAY, MONDAY, RING, autocorrelation, read_period
 from detectors.protocol import Raw
 from detectors.state import Init, State, new_state
@@ -141,12 +141,6 @@ class Seasonal:
 
     # -- the detector role (per-series loops compiled in the kernels below) -------------------
 
-    def _floor(self, st: State) -> np.ndarray:
-        """Half the profile's usual deviation: a bin visited once a period estimates its
-        deviation from a few values, and a lucky small one made an alarm."""
-        out: np.ndarray = 0.5 * st["dev"].sum(axis=1) / np.maximum((st["count"] > 0).sum(axis=1), 1)
-        return out
-
     def _where(self, st: State, t: np.ndarray) -> Place:
         """The fields that place a value at `t` in its rhythm, and its local clock time."""
         local = self.clock.local(t)
@@ -171,7 +165,7 @@ class Seasonal:
 
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
         stat, expected, learn_stat = np.empty_like(x), np.empty_like(x), np.empty_like(x)
-        profile = (st["mean"], st["dev"], st["count"], self._floor(st))
+        profile = (st["mean"], st["dev"], st["count"])
         judged = (st["found"], st["err_season"], st["err_level"])
         params = (self.min_periods, self.skill)
         _raw(*self._where(st, t), *profile, *judged, x, *params, stat, expected, learn_stat)
@@ -181,7 +175,7 @@ class Seasonal:
 
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lower, upper = np.empty_like(r), np.empty_like(r)
-        _band(*self._where(st, t), st["mean"], st["dev"], self._floor(st), r, lower, upper)
+        _band(*self._where(st, t), st["mean"], st["dev"], st["count"], r, lower, upper)
         return lower, upper
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
@@ -290,6 +284,19 @@ def _phase_bin(
 
 
 @kernel
+def _scale(dev: np.ndarray, count: np.ndarray, i: int, mean: float, bin_dev: float) -> float:
+    """A bin's deviation, but at least half the profile's usual one: a bin visited once a
+    period estimates it from a few values, and a lucky small one made an alarm."""
+    bins = dev.shape[1]
+    used = 0
+    for b in range(bins):
+        if count[i, b] > 0:
+            used += 1
+    floor = 0.5 * pairwise_sum(dev[i], 0, bins) / max(used, 1)
+    return float(np.maximum(bin_dev, floor) + 1e-9 * (np.abs(mean) + 1.0))
+
+
+@kernel
 def _mature(
     start: float, period: float, unit: float, t: float, index: float, periods: float
 ) -> bool:
@@ -336,7 +343,6 @@ def _raw(
     mean: np.ndarray,
     dev: np.ndarray,
     count: np.ndarray,
-    floor: np.ndarray,
     found: np.ndarray,
     err_season: np.ndarray,
     err_level: np.ndarray,
@@ -355,7 +361,7 @@ def _raw(
         known = count[i, b] >= MIN_COUNT and mature and period[i] > 0
         distance = np.nan
         if known:
-            distance = np.abs(x[i] - mu) / (np.maximum(sd, floor[i]) + 1e-9 * (np.abs(mu) + 1.0))
+            distance = np.abs(x[i] - mu) / _scale(dev, count, i, mu, sd)
         judged = known and found[i] > 0 and err_season[i] < skill * err_level[i]
         stat[i] = distance if judged else np.nan
         expected[i] = mu if judged else np.nan
@@ -375,7 +381,7 @@ def _band(
     local: np.ndarray,
     mean: np.ndarray,
     dev: np.ndarray,
-    floor: np.ndarray,
+    count: np.ndarray,
     r: np.ndarray,
     lower: np.ndarray,
     upper: np.ndarray,
@@ -384,7 +390,7 @@ def _band(
         index = _index(n[i], last_t[i], dt[i], t[i])
         b = _phase_bin(start[i], period[i], unit[i], nb[i], local[i], index)
         mu = mean[i, b]
-        scale = np.maximum(dev[i, b], floor[i]) + 1e-9 * (np.abs(mu) + 1.0)
+        scale = _scale(dev, count, i, mu, dev[i, b])
         lower[i] = mu - r[i] * scale
         upper[i] = mu + r[i] * scale
 

@@ -12,9 +12,11 @@ import argparse
 import asyncio
 import time
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.throughput import Workload
+from detectors.models import ModelBook
 from streams.codec import Limits
 from streams.metrics import Metrics
 from streams.processor import InMessage, Processor
@@ -84,9 +86,12 @@ def batches(records: int, per_message: int, batch_records: int) -> list[list[InM
     return out
 
 
-async def run(records: int, per_message: int, batch_records: int, warm: int) -> None:
+async def run(
+    records: int, per_message: int, batch_records: int, warm: int, models: Path | None = None
+) -> None:
+    settings = load_settings()
     proc = Processor(
-        build_scorer(load_settings()),
+        build_scorer(settings, None if models is None else ModelBook(models)),
         Store(),
         Sink(),
         TOPICS,
@@ -118,8 +123,11 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=30_000)
     parser.add_argument("--per-message", type=int, default=100)
     parser.add_argument("--batch", type=int, default=2000, help="records per micro-batch")
+    parser.add_argument(
+        "--models", type=Path, help="a models folder: serve its autoencoders too (variant d)"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.records, args.per_message, args.batch, args.warm))
+    asyncio.run(run(args.records, args.per_message, args.batch, args.warm, args.models))
 
 
 if __name__ == "__main__":

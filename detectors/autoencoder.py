@@ -248,17 +248,18 @@ class WindowState:
 
 
 @dataclass(frozen=True, slots=True)
-class WindowScores:
-    """The model's verdict on one source's new records (NaN/1 where no window was complete)."""
+class WindowGrid:
+    """The model's verdict on the new records of several sources, as a grid: row r of column
+    j is source j's r-th new record (p 1, the rest NaN, where no window was complete)."""
 
     p: np.ndarray
-    """(m,) tail probability of the smoothed statistic; 1 before the buffer is full."""
+    """(rows, sources) tail probability of the smoothed statistic."""
     share: np.ndarray
-    """(m, k) each signal's share of the error."""
+    """(rows, sources, k) each signal's share of the error."""
     expected: np.ndarray
-    """(m, k) reconstruction of the newest step, raw units (NaN before the buffer is full)."""
+    """(rows, sources, k) reconstruction of the newest step, raw units."""
     judged: np.ndarray
-    """(m,) the model gave a verdict (a full window, not mostly imputed)."""
+    """(rows, sources) the model gave a verdict (a full window, not mostly imputed)."""
 
 
 def sliding(values: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
@@ -304,7 +305,7 @@ def score_sources(
     states: Sequence[WindowState],
     new_rows: Sequence[np.ndarray],
     new_gaps: Sequence[np.ndarray],
-) -> list[WindowScores]:
+) -> WindowGrid:
     """Score every source's new records ((m, k) each, imputed where `new_gaps`) in one
     inference call.
 
@@ -346,13 +347,8 @@ def score_sources(
     share_grid[rows_at, cols_at] = errors.share
     expected_grid = np.full((*grid.shape, k), np.nan)
     expected_grid[rows_at, cols_at] = errors.expected
-    out = []
     for j, (state, (history, holes)) in enumerate(zip(states, histories, strict=True)):
-        m = int(lengths[j])
         state.smooth = float(smooth[j])
         state.rows = history[-w:].copy()
         state.gaps = holes[-w:].copy()
-        out.append(
-            WindowScores(p_grid[:m, j], share_grid[:m, j], expected_grid[:m, j], judged[:m, j])
-        )
-    return out
+    return WindowGrid(p_grid, share_grid, expected_grid, judged)

@@ -16,11 +16,12 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from hashlib import blake2b
+from typing import Any
 
 import numpy as np
 
 from detectors import state as st_ops
-from detectors.autoencoder import OnnxAutoencoder, WindowScores, WindowState, impute, score_sources
+from detectors.autoencoder import OnnxAutoencoder, WindowState, impute, score_sources
 from detectors.calibration import CalibrationStack
 from detectors.fusion import fuse_step, per_test_level, sidak
 from detectors.models import ModelBook
@@ -55,6 +56,26 @@ class _Group:
     rows: list[int] = field(default_factory=list)
     taken: dict[int, tuple[int, int]] = field(default_factory=dict)
     """Partition -> (offset, index) of the last record taken in this batch."""
+
+
+@dataclass(slots=True)
+class _Verdicts:
+    """The models' verdicts on a batch's records, per (step, group), converted to lists once."""
+
+    labels: list[str | None]
+    """Per group: the label of the model that serves it."""
+    columns: list[dict[str, int] | None]
+    """Per group: the model's column of each of its signals."""
+    p: list[list[float]]
+    """Per group, per step: the model's p where it judged, NaN elsewhere."""
+    row: list[list[int]]
+    """Per group, per step: the record's row in its model's grid (-1: late, not windowed)."""
+    member: list[int]
+    """Per group: its column in its model's grid."""
+    shares: list[list[list[list[float]]]]
+    """Per group: its model's grid of error shares, (rows, members, k), as lists."""
+    recon: list[list[list[list[float]]]]
+    """Per group: its model's grid of reconstructions, as lists."""
 
 
 ESCALATION = 10.0
@@ -186,12 +207,15 @@ class Scorer:
             g.state.scalars = scalars[:, a:b].copy()
             g.state.wide = wide[a:b].copy()
 
-        windows = self._autoencode(groups, values, out, late, offsets)
+        verdicts = self._autoencode(groups, values, out, late, offsets)
         table = self._table(groups, out, det_states)
+        columns = {  # per group, per step: each converted once for the whole batch
+            "p": out["p_rec"].T.tolist(),
+            "warming": out["warming"].T.tolist(),
+            "late": late.T.tolist(),
+        }
         for j, group in enumerate(groups):
-            self._collect(
-                group, records, out, late, j, int(offsets[j]), results, table, windows.get(j)
-            )
+            self._collect(group, records, columns, j, int(offsets[j]), results, table, verdicts)
         return results
 
     def _table(
@@ -235,14 +259,15 @@ class Scorer:
         out: dict[str, np.ndarray],
         late: np.ndarray,
         offsets: np.ndarray,
-    ) -> dict[int, tuple[OnnxAutoencoder, list[int], WindowScores]]:
-        """The autoencoder's verdict on each group's in-order records, one inference per model.
+    ) -> _Verdicts | None:
+        """The autoencoder's verdict on each group's in-order records, one inference per model,
+        fused into `out["p_rec"]` as one more Šidák test.
 
         Missing values are imputed from the univariate detectors' expected values; late records
         are not windowed (their place in the sequence has passed).
         """
         if self.models is None:
-            return {}
+            return None
         served: dict[str, tuple[OnnxAutoencoder, list[int]]] = {}
         for j, group in enumerate(groups):
             model = self.models.for_source(group.source)
@@ -254,7 +279,21 @@ class Scorer:
                 WindowState.new(model) if state.window is None else state.window.adopt(model)
             )
             served.setdefault(model.label, (model, []))[1].append(j)
-        result: dict[int, tuple[OnnxAutoencoder, list[int], WindowScores]] = {}
+        if not served:
+            return None
+        n_steps, n_groups = late.shape
+        p_model = np.full((n_steps, n_groups), np.nan)
+        grid_row = np.full((n_steps, n_groups), -1, dtype=np.intp)
+        none: list[list[list[float]]] = []
+        verdicts = _Verdicts(
+            labels=[None] * n_groups,
+            columns=[None] * n_groups,
+            p=[],
+            row=[],
+            member=[0] * n_groups,
+            shares=[none] * n_groups,
+            recon=[none] * n_groups,
+        )
         for model, members in served.values():
             spec = model.spec
             k = len(spec.signals)
@@ -275,26 +314,52 @@ class Scorer:
             expected[:, known] = out["expected"][:, flat[known]]
             block = taken.reshape(-1, len(members), k)
             guess = expected.reshape(-1, len(members), k)
-            all_steps, all_rows, all_gaps = [], [], []
+            counts = np.array([len(groups[j].rows) for j in members])
+            taken_rows = np.arange(n_steps)[:, None] < counts[None, :]  # (steps, members)
+            gaps = np.isnan(block)
+            holed: list[bool] = (gaps.any(axis=2) & taken_rows).any(axis=0).tolist()  # type: ignore[assignment]
+            any_late: list[bool] = late[:, members].any(axis=0).tolist()  # type: ignore[assignment]
+            all_rows, all_gaps = [], []
             for a, j in enumerate(members):
-                n = len(groups[j].rows)
-                in_order = ~late[:n, j]
-                rows, fallback = block[:n, a][in_order], guess[:n, a][in_order]
-                gaps = np.isnan(rows)
-                if gaps.any():
+                n = int(counts[a])
+                if any_late[a]:  # late records are not windowed: the in-order ones are
+                    steps = np.flatnonzero(~late[:n, j])
+                    rows, fallback, holes = block[steps, a], guess[steps, a], gaps[steps, a]
+                    grid_row[steps, j] = np.arange(len(steps))
+                else:
+                    rows, fallback, holes = block[:n, a], guess[:n, a], gaps[:n, a]
+                    grid_row[:n, j] = np.arange(n)
+                if holed[a]:
                     window = groups[j].state.window
                     last = window.rows[-1] if window is not None and len(window.rows) else None
                     impute(
                         rows, fallback, np.full(k, np.nan) if last is None else last, spec.center
                     )
-                all_steps.append(np.flatnonzero(in_order).tolist())
                 all_rows.append(rows)
-                all_gaps.append(gaps)
+                all_gaps.append(holes)
             states = [groups[j].state.window for j in members]
-            scores = score_sources(model, [s for s in states if s is not None], all_rows, all_gaps)
-            for j, steps, verdict in zip(members, all_steps, scores, strict=True):
-                result[j] = (model, steps, verdict)
-        return result
+            grid = score_sources(model, [s for s in states if s is not None], all_rows, all_gaps)
+            # each member's records: their grid rows, and the model's p where it judged
+            rows_of = grid_row[:, members]
+            taken_at = rows_of >= 0
+            judged_p = np.where(grid.judged, grid.p, np.nan)
+            picked = judged_p[np.maximum(rows_of, 0), np.arange(len(members))[None, :]]
+            p_model[:, members] = np.where(taken_at, picked, np.nan)
+            shares, recon = grid.share.tolist(), grid.expected.tolist()
+            column = {name: c for c, name in enumerate(spec.signals)}
+            for a, j in enumerate(members):
+                verdicts.labels[j], verdicts.columns[j] = model.label, column
+                verdicts.member[j], verdicts.shares[j], verdicts.recon[j] = a, shares, recon
+        # One more test per record: Šidák over the suite's and the model's p, for the whole
+        # batch at once (per record, numpy's scalar overhead dominated).
+        has = np.isfinite(p_model)
+        p_rec = out["p_rec"]
+        out["p_rec"] = np.where(
+            has, sidak(np.minimum(p_rec, np.where(has, p_model, 1.0)), 2), p_rec
+        )
+        verdicts.p = p_model.T.tolist()
+        verdicts.row = grid_row.T.tolist()
+        return verdicts
 
     def _group(
         self, records: Sequence[Record], states: MutableMapping[str, SourceState]
@@ -457,43 +522,30 @@ class Scorer:
         self,
         group: _Group,
         records: Sequence[Record],
-        out: dict[str, np.ndarray],
-        late: np.ndarray,
+        columns: dict[str, list[list[Any]]],
         j: int,
         base: int,
         results: list[Scored | None],
         table: Columns,
-        window: tuple[OnnxAutoencoder, list[int], WindowScores] | None = None,
+        verdicts: _Verdicts | None,
     ) -> None:
         cfg = self.config
         state = group.state
-        n = len(group.rows)
-        p_rec = out["p_rec"][:n, j].tolist()
-        warming = out["warming"][:n, j].tolist()
-        is_late = late[:n, j].tolist()
+        p_rec: list[float] = columns["p"][j]
+        warming: list[bool] = columns["warming"][j]
+        is_late: list[bool] = columns["late"][j]
         index = state.index
-        model_label = None if window is None else window[0].label
-        model_at: dict[int, tuple[float, list[float], list[float]]] = {}
-        """Step -> (the model's p, shares of the error, reconstruction), where it judged."""
+        model_label = None if verdicts is None else verdicts.labels[j]
         tested = list(state.signals)
-        if window is not None:
-            model, steps, verdict = window
-            for c, name in enumerate(model.spec.signals):
+        model_p: list[float] = []
+        if verdicts is not None and model_label is not None:
+            for name, c in (verdicts.columns[j] or {}).items():
                 if name in index:
                     table.model_col[base + index[name]] = c
                 else:
                     tested.append(name)  # the model needs it, the source never sent it
-            ready = verdict.judged  # no verdict (window not full, mostly guesses): no test
-            # One more test per record: Šidák over the suite's and the model's p, for the
-            # whole group at once (per record, numpy's scalar overhead dominated).
-            at = np.asarray(steps, dtype=np.intp)[ready]
-            fused = out["p_rec"][:n, j].copy()
-            fused[at] = sidak(np.minimum(fused[at], verdict.p[ready]), 2)
-            p_rec = fused.tolist()
-            shares, recon = verdict.share.tolist(), verdict.expected.tolist()
-            for r, (t, p_model) in enumerate(zip(steps, verdict.p.tolist(), strict=True)):
-                if ready[r]:
-                    model_at[t] = (p_model, shares[r], recon[r])
+            model_p, grid_row, member = verdicts.p[j], verdicts.row[j], verdicts.member[j]
+            shares, recon = verdicts.shares[j], verdicts.recon[j]
         positions: dict[tuple[str, ...], list[int]] = {}
         """Signal names in a record's order -> their series (records of a source look alike)."""
         for t, i in enumerate(group.rows):
@@ -508,7 +560,10 @@ class Scorer:
             cols = positions.get(key)
             if cols is None:
                 cols = positions[key] = [base + index[name] for name in sent]
-            at_t = model_at.get(t)
+            at_t = None
+            if model_p and model_p[t] == model_p[t]:  # the model judged this record (not NaN)
+                r = grid_row[t]
+                at_t = (model_p[t], shares[r][member], recon[r][member])
             p = p_rec[t]
             anomalous = p <= cfg.target_fap and not warming[t] and bool(sent)
             scored = Scored(

@@ -41,7 +41,7 @@ STAGES: tuple[Rule, ...] = (
     ("autoencoder (windows, onnxruntime)", r"detectors/engine\.py", r"_autoencode"),
     ("scorer _collect (per-record results)", r"detectors/engine\.py", r"_collect|_escalate|_trac"),
     ("scorer _collect (per-record results)", r"detectors/fusion\.py", ""),
-    ("scorer _run (numpy detector core)", r"detectors/engine\.py", r"\._run$"),
+    ("scorer _run (detector core, compiled loops)", r"detectors/engine\.py", r"\._run$"),
     ("scorer batch layout (state arrays in/out)", r"detectors/engine\.py", r"score_batch|_layout"),
     ("Faust/mode per-event machinery", r"faust/|mode/", ""),
 )

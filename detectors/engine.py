@@ -495,7 +495,7 @@ class Scorer:
             r_star = stack.quantile(cal, self.band_index, level)
             lower, upper = band_det.band(det_states[self.band_index], r_star, ts)
             expected = raws[self.band_index].expected
-            for d in describers:  # ... and describes the signal there
+            for d in describers:  # where a rhythm judges, it also describes the signal
                 if verdict[d].any():
                     det = self.suite[d]
                     r_d = stack.quantile(cal, d, level)

@@ -12,18 +12,21 @@ anomaly-free data (NAB's artificialNoAnomaly, SKAB's anomaly-free file), the cos
 per signal value (100 sources x 8 signals) and the state size per signal.
 
 Usage: `python -m bench.nab.runner [--data DIR] [--out DIR] [--without KIND ...] [--with KIND ...]
-[--compare KIND]`; by default it also runs without the seasonal detector and prints both.
+[--set KIND.FIELD=VALUE ...] [--compare KIND]`; by default it also runs without the seasonal
+detector and prints both. `--set` measures a parameter change (20 s a run) before it is made.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import click
 import numpy as np
@@ -155,6 +158,59 @@ def suite_cost(config: ScoringConfig, suite: Sequence[Detector]) -> tuple[float,
     return per_value, size / (sources * signals)
 
 
+def apply_settings(
+    suite: Sequence[Detector], config: ScoringConfig, settings: Sequence[str]
+) -> tuple[list[Detector], ScoringConfig]:
+    """`kind.field=value` (a detector's parameter) or `config.field=value` (a scoring knob)
+    applied to copies: for measuring a change on NAB before making it the stream's default."""
+    detectors = list(suite)
+    for item in settings:
+        target, sep, text = item.partition("=")
+        kind, dot, name = target.partition(".")
+        if not sep or not dot or not name:
+            raise click.BadParameter(f"{item!r}: expected kind.field=value", param_hint="--set")
+        if kind == "config":
+            objects: list[Any] = [config]
+        else:
+            objects = [d for d in detectors if d.kind == kind]
+        if not objects:
+            raise click.BadParameter(
+                f"{item!r}: no detector {kind!r} in the suite", param_hint="--set"
+            )
+        names = {f.name for f in dataclasses.fields(objects[0]) if f.init}
+        current = getattr(objects[0], name, None)
+        if name not in names or type(current) not in (int, float, bool):
+            raise click.BadParameter(
+                f"{item!r}: {kind} has no numeric field {name!r}", param_hint="--set"
+            )
+        try:
+            value = _parse(text, type(current))
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r}: {text!r} is not {KIND_NAMES[type(current)]}", param_hint="--set"
+            ) from None
+        change: dict[str, Any] = {name: value}
+        if kind == "config":
+            config = dataclasses.replace(config, **change)
+        else:
+            detectors = [
+                dataclasses.replace(cast(Any, d), **change) if d.kind == kind else d
+                for d in detectors
+            ]
+    return detectors, config
+
+
+KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _parse(text: str, kind: type) -> int | float | bool:
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(text)
+        return text.lower() == "true"
+    return int(text) if kind is int else float(text)
+
+
 def category_scores(
     files: list[NabFile], scores: dict[str, np.ndarray], windows: nab.Windows, threshold: float
 ) -> dict[str, dict[str, float]]:
@@ -180,10 +236,14 @@ def category_scores(
 
 
 def evaluate(
-    files: list[NabFile], windows: nab.Windows, root: Path, suite: Sequence[Detector]
+    files: list[NabFile],
+    windows: nab.Windows,
+    root: Path,
+    suite: Sequence[Detector],
+    config: ScoringConfig | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """Scores per file, the corpus scores per profile, and the per-category detail."""
-    scores, _ = run_stream(files, ScoringConfig(), suite)
+    scores, _ = run_stream(files, config or ScoringConfig(), suite)
     corpus = nab.score_corpus(
         {f.key: (f.timestamps, scores[f.key]) for f in files}, windows, nab.load_profiles(root)
     )
@@ -198,6 +258,14 @@ def evaluate(
     "--with", "extra", multiple=True, help="add a registered detector the stream does not run"
 )
 @click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KIND.FIELD=VALUE",
+    help="change a detector parameter (persist.span=2000) or a scoring knob "
+    "(config.realert_after=300) for this run",
+)
+@click.option(
     "--compare",
     default="seasonal",
     show_default=True,
@@ -208,6 +276,7 @@ def main(
     out: Path | None,
     without: tuple[str, ...],
     extra: tuple[str, ...],
+    settings: tuple[str, ...],
     compare: str,
 ) -> None:
     """Run the stream's detector stack over NAB and print the scores beside the scoreboard."""
@@ -224,14 +293,14 @@ def main(
         raise click.ClickException(f"unknown detector kind(s): {', '.join(missing)}")
     suite = [d for d in default_suite() if d.kind not in without]
     suite += [REGISTRY[kind]() for kind in extra if kind not in {d.kind for d in suite}]
-    config = ScoringConfig()
+    suite, config = apply_settings(suite, ScoringConfig(), settings)
     files = load_corpus(root / "data")
     windows = nab.load_windows(root)
     started = time.perf_counter()
-    scores, corpus, categories = evaluate(files, windows, root, suite)
+    scores, corpus, categories = evaluate(files, windows, root, suite, config)
     elapsed = time.perf_counter() - started
     reduced = [d for d in suite if d.kind != compare]
-    other = evaluate(files, windows, root, reduced) if len(reduced) < len(suite) else None
+    other = evaluate(files, windows, root, reduced, config) if len(reduced) < len(suite) else None
     rows = sum(len(f.values) for f in files)
     if out is not None:
         for f in files:
@@ -252,6 +321,7 @@ def main(
         table.add_column(name, justify="right")
     label = "anomstream" + (f" (without {', '.join(without)})" if without else "")
     label += f" (with {', '.join(extra)})" if extra else ""
+    label += f" ({', '.join(settings)})" if settings else ""
     table.add_row(label, *(f"{corpus[p]['score']:.1f}" for p in PROFILES), style="bold")
     if other is not None:
         table.add_row(
@@ -298,10 +368,12 @@ def main(
     )
     RESULTS.mkdir(exist_ok=True)
     name = "nab" + "".join(f"_without_{k}" for k in without) + "".join(f"_with_{k}" for k in extra)
+    name += "".join(f"_set_{item.replace('=', '-')}" for item in settings)
     (RESULTS / f"{name}.json").write_text(
         json.dumps(
             {
                 "suite": [d.kind for d in suite],
+                "settings": list(settings),
                 "scores": corpus,
                 "categories": categories,
                 f"without_{compare}": None

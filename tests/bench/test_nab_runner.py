@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import click
 import numpy as np
 import pytest
 
@@ -11,6 +13,8 @@ from bench.datasets import bench_root
 from bench.nab import runner
 from bench.nab import scorer as nab
 from detectors.engine import Scorer, ScoringConfig
+from detectors.persist import Persist
+from detectors.registry import default_suite
 
 FILES = ("realKnownCause/ambient_temperature_system_failure.csv", "realTraffic/speed_7578.csv")
 
@@ -79,3 +83,42 @@ def test_category_detail_adds_up_to_the_file_scores(corpus) -> None:
         missed = row["windows"] - row["detected"]
         assert row["raw"] - row["fp_weight"] >= -missed - 1e-9
         assert row["fp_weight"] <= 0 and (row["fp"] > 0) == (row["fp_weight"] < 0)
+
+
+def test_settings_change_copies_of_the_suite_and_config_only() -> None:
+    suite = default_suite()
+    config = ScoringConfig()
+    changed, cfg = runner.apply_settings(
+        suite,
+        config,
+        [
+            "persist.span=2000",
+            "spike.clip=4.5",
+            "config.realert_after=300",
+            "config.learn_gate=true",
+        ],
+    )
+    by_kind: dict[str, Any] = {d.kind: d for d in changed}
+    assert by_kind["persist"].span == 2000 and type(by_kind["persist"].span) is int
+    assert by_kind["spike"].clip == 4.5
+    assert cfg.realert_after == 300 and cfg.learn_gate is True
+    # the originals are untouched: the stream's defaults stay the defaults
+    original: dict[str, Any] = {d.kind: d for d in suite}
+    assert original["persist"].span == Persist().span
+    assert config == ScoringConfig()
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("persist", "expected kind.field=value"),
+        ("nope.span=3", "no detector 'nope'"),
+        ("persist.spam=3", "no numeric field 'spam'"),
+        ("persist.calibration=3", "no numeric field 'calibration'"),
+        ("persist.span=2.5", "is not an integer"),
+        ("config.learn_gate=yes", "is not true or false"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(item: str, message: str) -> None:
+    with pytest.raises(click.BadParameter, match=message):
+        runner.apply_settings(default_suite(), ScoringConfig(), [item])

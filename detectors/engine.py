@@ -159,11 +159,23 @@ class Scorer:
         return out
 
     def prepare(self) -> None:
-        """Compile the scoring loops now (or load them from numba's on-disk cache), so that the
-        first micro-batch does not wait for them: seconds on a fresh install."""
-        Scorer(self.config, self.suite).score_batch([Record("prepare", 0.0, "", {"x": 0.0})], {})
-        for det in self.suite:  # bands of detectors that describe a signal only once warm
-            det.band(det.new_state(1), np.ones(1), np.zeros(1))
+        """Compile the scoring loops now (or load them from numba's on-disk cache), so that no
+        micro-batch waits for them: seconds on a fresh install.
+
+        numba compiles a loop per array layout: a batch of one series hands the detectors
+        contiguous rows, a batch of more series strided views, so both are scored here."""
+        scorer = Scorer(self.config, self.suite)
+        one = [Record("prepare", 0.0, "", {"x": 0.0})]
+        more = [
+            Record("prepare-a", 0.0, "", {"x": 0.0, "y": 0.0}),
+            Record("prepare-b", 0.0, "", {"x": 0.0}),
+        ]
+        for batch in (one, more):
+            scorer.score_batch(batch, {})
+        for n in (1, 3):  # bands of detectors that describe a signal only once warm
+            states = self.packing.views(*self.packing.new(n))
+            for d, det in enumerate(self.suite):
+                det.band(states[d], np.ones(n), np.zeros(n))
 
     def new_source(self) -> SourceState:
         return SourceState.new(self.suite)

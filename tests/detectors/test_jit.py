@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from detectors.engine import Scorer, ScoringConfig
 from detectors.jit import pairwise_sum
+from detectors.records import Record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,3 +65,45 @@ def test_scores_are_the_same_compiled_and_loaded_from_the_cache(tmp_path: Path) 
         assert run.returncode == 0, run.stderr[-2000:]
     assert any(tmp_path.rglob("*.nbc")), "nothing was cached"
     assert runs[0].stdout == runs[1].stdout
+
+
+def _compiled() -> dict[str, int]:
+    """Every kernel of the scoring path -> how many signatures numba has compiled for it."""
+    out = {}
+    for module in ("persist", "spike", "stuck", "level_shift", "seasonal", "calibration", "fusion"):
+        mod = importlib.import_module(f"detectors.{module}")
+        for name, obj in vars(mod).items():
+            if hasattr(obj, "signatures") and hasattr(obj, "py_func"):
+                out[f"{module}.{name}"] = len(obj.signatures)
+    return out
+
+
+def test_after_prepare_no_batch_waits_for_a_compilation() -> None:
+    """numba compiles per array layout: `prepare` must cover what real batches hand the loops
+    (one series: contiguous rows; more: strided views), or a batch mid-stream stalls."""
+    scorer = Scorer(ScoringConfig())
+    scorer.prepare()
+    before = _compiled()
+    assert sum(before.values()) >= 15  # the loops the engine calls are compiled
+    rng = np.random.default_rng(5)
+    records = [
+        Record(
+            f"s{s}",
+            1.7e9 + 300.0 * i,
+            "",
+            {
+                "a": float(10 * np.sin(i / 288 * 2 * np.pi) + rng.normal()),
+                "b": None if i % 50 == 0 else float(rng.normal()),
+            },
+        )
+        for i in range(4 * 288)
+        for s in range(3)
+    ]
+    states: dict[str, Any] = {}
+    for k in range(0, len(records), 250):
+        scorer.score_batch(records[k : k + 250], states)
+    scorer.score_batch([Record("alone", 1.7e9, "", {"x": 1.0})], states)  # one series
+    late = [Record("s0", 1.7e9, "", {"a": 1.0, "b": 2.0})]  # late: scored, not learnt
+    scored = scorer.score_batch(late, states)
+    assert scored[0] is not None and scored[0].late
+    assert _compiled() == before

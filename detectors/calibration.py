@@ -162,10 +162,6 @@ class CalibrationStack:
             for name in st:
                 st[name][...] = stacked[name][d]
 
-    def row(self, stacked: State, d: int) -> State:
-        """Detector `d`'s state as views of the stack (for its own `quantile`)."""
-        return {name: stacked[name][d] for name in self.calibrations[d].fields}
-
     def tail_probability(
         self, st: State, r: np.ndarray, out: np.ndarray | None = None
     ) -> np.ndarray:

@@ -28,20 +28,30 @@ def kernel(fn: F) -> F:
 
 @kernel
 def _block_sum(a: np.ndarray, start: int, n: int) -> float:
-    """numpy's sum of up to PAIRWISE_BLOCK values: 8 accumulators, then the rest in order."""
+    """numpy's sum of up to PAIRWISE_BLOCK values: 8 accumulators (scalars: this runs per
+    series per time step, and an array of them was an allocation each time), then the rest in
+    order."""
     if n < 8:
         res = 0.0
         for i in range(start, start + n):
             res += a[i]
         return res
-    r = a[start : start + 8].copy()
-    i = 8
-    while i < n - n % 8:
-        for j in range(8):
-            r[j] += a[start + i + j]
+    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
+    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    i = start + 8
+    end = start + n - n % 8
+    while i < end:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
         i += 8
-    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for j in range(start + i, start + n):
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for j in range(i, start + n):
         res += a[j]
     return float(res)
 
@@ -52,6 +62,8 @@ def pairwise_sum(a: np.ndarray, start: int, n: int) -> float:
     `.sum()` of the same row to the last bit: blocks as `_block_sum`, longer runs halved (at a
     multiple of 8) and the halves' sums added. Iterative with an explicit stack: numba's
     on-disk cache crashes on recursive functions (numba issue 6061)."""
+    if n <= PAIRWISE_BLOCK:  # a seasonal profile's bins: no stack to allocate
+        return _block_sum(a, start, n)
     depth = 64
     starts = np.empty(depth, dtype=np.int64)
     sizes = np.empty(depth, dtype=np.int64)

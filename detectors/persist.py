@@ -32,7 +32,7 @@ class Persist:
     state_version: ClassVar[int] = 1
     fields: ClassVar[dict[str, Init]] = {"n": 0.0, "mean": 0.0, "var": 0.0}
 
-    span: int = 200
+    span: int = 1000
     clip: float = 6.0
     calibration: Calibration = field(default_factory=lambda: Calibration(min_scale=0.05))
 

@@ -14,6 +14,7 @@ from detectors.persist import Persist
 from detectors.protocol import Detector
 from detectors.quantile import Iqr, QuantileBand
 from detectors.seasonal import Seasonal
+from detectors.sequence import Sequence
 from detectors.spike import Spike
 from detectors.stuck import Stuck
 
@@ -25,13 +26,21 @@ REGISTRY: dict[str, Callable[[], Detector]] = {
     QuantileBand.kind: QuantileBand,
     Iqr.kind: Iqr,
     Seasonal.kind: Seasonal,
+    Sequence.kind: Sequence,
 }
 
 BAND_DETECTOR = Persist.kind
 """Whose expected value and band describe the signal in score messages."""
 
 
-STREAM_KINDS = (Persist.kind, Spike.kind, Stuck.kind, LevelShift.kind, Seasonal.kind)
+STREAM_KINDS = (
+    Persist.kind,
+    Spike.kind,
+    Stuck.kind,
+    LevelShift.kind,
+    Sequence.kind,
+    Seasonal.kind,
+)
 """What the stream runs today. `quantile` and `iqr` lift NAB (see README) but still raise early
 false alarms on young series (the demo's), so they wait for a warm-up of their own."""
 

@@ -1,0 +1,178 @@
+"""Sequence: a value that does not usually follow the values just before it.
+
+The other detectors ask how far a value is from a level; this one asks whether the path is
+familiar, as contextual detectors such as CAD OSE and HTM do on NAB. Each value is coded as one
+of `bins` equal bins of the signal's range, and the detector counts which bin follows each
+context of the `order` bins before it. Its statistic is the surprisal of the new bin after its
+context, -log P(bin | context), with a `prior` count per bin so a young context is not certain.
+
+- The range is the signal's extremes, which forget towards its level at rate `forget` per value:
+  an old outlier does not stretch the bins forever, and a value beyond the range takes the edge
+  bin until it is learnt.
+- Counts fade with a memory of `memory` values, kept in O(1) per value: new counts weigh more
+  and more (`w`) instead of every old count shrinking, and all are rescaled now and then.
+
+Measured on NAB (README): with 6 bins and contexts of 2, it finds 6 more anomaly windows than
+the level detectors alone; 5 or 8 bins find fewer.
+
+>>> import numpy as np
+>>> det = Sequence()
+>>> st = det.new_state(1)
+>>> for v in [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] * 100:  # a sawtooth
+...     det.learn(st, np.array([v]), np.zeros(1), np.ones(1, bool))
+>>> raw = det.raw(st, np.array([1.0]), np.zeros(1))  # after ... 4, 5 comes 0, not 1
+>>> bool(raw.stat[0] > 4), round(float(raw.expected[0]), 1)  # expected: the middle of bin 0
+(True, 0.4)
+>>> bool(det.raw(st, np.array([0.0]), np.zeros(1)).stat[0] < 0.1)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from detectors.calibration import Calibration
+from detectors.jit import kernel
+from detectors.protocol import Raw
+from detectors.state import Init, State, new_state
+
+MIN_VALUES = 10
+"""Values seen before the first bin is coded (the range needs a few values to mean anything)."""
+RESCALE = 1e100
+"""Weight of a new count at which all counts are divided back down (float64 has room to 1e308)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence:
+    kind: ClassVar[str] = "sequence"
+    state_version: ClassVar[int] = 1
+
+    bins: int = 6
+    order: int = 2
+    prior: float = 0.5
+    forget: float = 1e-3
+    memory: int = 5000
+    calibration: Calibration = field(default_factory=lambda: Calibration(min_scale=0.1))
+
+    @property
+    def fields(self) -> dict[str, Init]:
+        return {
+            "n": 0.0,
+            "level": 0.0,
+            "lo": np.nan,
+            "hi": np.nan,
+            "ctx": 0.0,
+            "w": 1.0,
+            "pair": (0.0, self.bins ** (self.order + 1)),
+            "ctxn": (0.0, self.bins**self.order),
+        }
+
+    def new_state(self, n: int) -> State:
+        return new_state(self.fields, n)
+
+    def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
+        stat, expected = np.empty_like(x), np.empty_like(x)
+        _raw(
+            st["n"], st["lo"], st["hi"], st["ctx"], st["w"], st["pair"], st["ctxn"],
+            x, self.bins, self.order, self.prior, stat, expected,
+        )  # fmt: skip
+        return Raw(stat, expected)
+
+    def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
+        _learn(
+            st["n"], st["level"], st["lo"], st["hi"], st["ctx"], st["w"], st["pair"],
+            st["ctxn"], x, mask, self.bins, self.order, self.forget, 1.0 / self.memory,
+        )  # fmt: skip
+
+    def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A path has no value band of its own: any value is fine where it usually comes."""
+        return np.full_like(r, -np.inf), np.full_like(r, np.inf)
+
+
+@kernel
+def _bin(x: float, lo: float, hi: float, bins: int) -> int:
+    """The bin of `x` in [lo, hi]; the edge bins beyond (and bin 0 for a flat range)."""
+    frac = (x - lo) / (hi - lo) if hi > lo else 0.0
+    if not frac > 0.0:  # also NaN, from infinite values
+        return 0
+    return int(min(np.floor(frac * bins), bins - 1.0))
+
+
+@kernel
+def _raw(
+    n: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    ctx: np.ndarray,
+    w: np.ndarray,
+    pair: np.ndarray,
+    ctxn: np.ndarray,
+    x: np.ndarray,
+    bins: int,
+    order: int,
+    prior: float,
+    stat: np.ndarray,
+    expected: np.ndarray,
+) -> None:
+    for i in range(len(x)):
+        stat[i] = np.nan
+        expected[i] = np.nan
+        if n[i] < MIN_VALUES + order:
+            continue
+        c = int(ctx[i])
+        total = ctxn[i, c] / w[i] + prior * bins
+        if ctxn[i, c] > 0:  # the commonest bin after this context, as a value
+            best = 0
+            for b in range(1, bins):
+                if pair[i, c * bins + b] > pair[i, c * bins + best]:
+                    best = b
+            expected[i] = lo[i] + (best + 0.5) * (hi[i] - lo[i]) / bins
+        if not np.isnan(x[i]):
+            b = _bin(x[i], lo[i], hi[i], bins)
+            stat[i] = -np.log((pair[i, c * bins + b] / w[i] + prior) / total)
+
+
+@kernel
+def _learn(
+    n: np.ndarray,
+    level: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    ctx: np.ndarray,
+    w: np.ndarray,
+    pair: np.ndarray,
+    ctxn: np.ndarray,
+    x: np.ndarray,
+    mask: np.ndarray,
+    bins: int,
+    order: int,
+    forget: float,
+    fade: float,
+) -> None:
+    contexts = bins**order
+    for i in range(len(x)):
+        if not mask[i] or np.isnan(x[i]):
+            continue
+        if n[i] >= MIN_VALUES:
+            b = _bin(x[i], lo[i], hi[i], bins)
+            c = int(ctx[i])
+            if n[i] >= MIN_VALUES + order:  # the context holds `order` coded values
+                w[i] /= 1.0 - fade
+                pair[i, c * bins + b] += w[i]
+                ctxn[i, c] += w[i]
+                if w[i] > RESCALE:
+                    pair[i] /= w[i]
+                    ctxn[i] /= w[i]
+                    w[i] = 1.0
+            ctx[i] = float((c * bins + b) % contexts)
+        count = n[i] + 1.0
+        level[i] += max(1.0 / count, forget) * (x[i] - level[i])
+        if count == 1.0:
+            lo[i], hi[i] = x[i], x[i]
+        else:
+            lo[i] = min(lo[i] + (level[i] - lo[i]) * forget, x[i])
+            hi[i] = max(hi[i] - (hi[i] - level[i]) * forget, x[i])
+        n[i] = count

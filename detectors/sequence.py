@@ -12,8 +12,10 @@ context, -log P(bin | context), with a `prior` count per bin so a young context 
 - Counts fade with a memory of `memory` values, kept in O(1) per value: new counts weigh more
   and more (`w`) instead of every old count shrinking, and all are rescaled now and then.
 
-Measured on NAB (README): with 6 bins and contexts of 2, it finds 6 more anomaly windows than
-the level detectors alone; 5 or 8 bins find fewer.
+State: bins^(order+1) counts per series (216 for the defaults, 2.7 KB of JSON); a context's total
+is the sum of its row. Measured on NAB (README): with 6 bins and contexts of 2 the suite finds 7
+more anomaly windows than without it (+3.1 standard); 5 or 8 bins, or contexts of 1 or 3, gain
+less.
 
 >>> import numpy as np
 >>> det = Sequence()
@@ -67,7 +69,6 @@ class Sequence:
             "ctx": 0.0,
             "w": 1.0,
             "pair": (0.0, self.bins ** (self.order + 1)),
-            "ctxn": (0.0, self.bins**self.order),
         }
 
     def new_state(self, n: int) -> State:
@@ -75,17 +76,13 @@ class Sequence:
 
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
         stat, expected = np.empty_like(x), np.empty_like(x)
-        _raw(
-            st["n"], st["lo"], st["hi"], st["ctx"], st["w"], st["pair"], st["ctxn"],
-            x, self.bins, self.order, self.prior, stat, expected,
-        )  # fmt: skip
+        fields = (st["n"], st["lo"], st["hi"], st["ctx"], st["w"], st["pair"])
+        _raw(*fields, x, self.bins, self.order, self.prior, stat, expected)
         return Raw(stat, expected)
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
-        _learn(
-            st["n"], st["level"], st["lo"], st["hi"], st["ctx"], st["w"], st["pair"],
-            st["ctxn"], x, mask, self.bins, self.order, self.forget, 1.0 / self.memory,
-        )  # fmt: skip
+        fields = (st["n"], st["level"], st["lo"], st["hi"], st["ctx"], st["w"], st["pair"])
+        _learn(*fields, x, mask, self.bins, self.order, self.forget, 1.0 / self.memory)
 
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A path has no value band of its own: any value is fine where it usually comes."""
@@ -109,7 +106,6 @@ def _raw(
     ctx: np.ndarray,
     w: np.ndarray,
     pair: np.ndarray,
-    ctxn: np.ndarray,
     x: np.ndarray,
     bins: int,
     order: int,
@@ -123,8 +119,11 @@ def _raw(
         if n[i] < MIN_VALUES + order:
             continue
         c = int(ctx[i])
-        total = ctxn[i, c] / w[i] + prior * bins
-        if ctxn[i, c] > 0:  # the commonest bin after this context, as a value
+        seen = 0.0
+        for b in range(bins):
+            seen += pair[i, c * bins + b]
+        total = seen / w[i] + prior * bins
+        if seen > 0:  # the commonest bin after this context, as a value
             best = 0
             for b in range(1, bins):
                 if pair[i, c * bins + b] > pair[i, c * bins + best]:
@@ -144,7 +143,6 @@ def _learn(
     ctx: np.ndarray,
     w: np.ndarray,
     pair: np.ndarray,
-    ctxn: np.ndarray,
     x: np.ndarray,
     mask: np.ndarray,
     bins: int,
@@ -162,10 +160,8 @@ def _learn(
             if n[i] >= MIN_VALUES + order:  # the context holds `order` coded values
                 w[i] /= 1.0 - fade
                 pair[i, c * bins + b] += w[i]
-                ctxn[i, c] += w[i]
                 if w[i] > RESCALE:
                     pair[i] /= w[i]
-                    ctxn[i] /= w[i]
                     w[i] = 1.0
             ctx[i] = float((c * bins + b) % contexts)
         count = n[i] + 1.0

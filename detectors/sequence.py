@@ -59,6 +59,15 @@ class Sequence:
     memory: int = 5000
     calibration: Calibration = field(default_factory=lambda: Calibration(min_scale=0.1))
 
+    def __post_init__(self) -> None:
+        """Settings the loops cannot run with fail here, not as NaN or an overflow later."""
+        if self.bins < 2 or self.order < 1:
+            raise ValueError(
+                f"sequence needs bins >= 2 and order >= 1, not {self.bins}, {self.order}"
+            )
+        if self.memory < 2 or self.prior <= 0 or not 0 <= self.forget < 1:
+            raise ValueError("sequence needs memory >= 2, prior > 0 and 0 <= forget < 1")
+
     @property
     def fields(self) -> dict[str, Init]:
         return {

@@ -193,10 +193,13 @@ def apply_settings(
         if kind == "config":
             config = dataclasses.replace(config, **change)
         else:
-            detectors = [
-                dataclasses.replace(cast(Any, d), **change) if d.kind == kind else d
-                for d in detectors
-            ]
+            try:
+                detectors = [
+                    dataclasses.replace(cast(Any, d), **change) if d.kind == kind else d
+                    for d in detectors
+                ]
+            except ValueError as exc:
+                raise click.BadParameter(f"{item!r}: {exc}", param_hint="--set") from None
     return detectors, config
 
 

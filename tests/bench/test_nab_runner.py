@@ -117,6 +117,7 @@ def test_settings_change_copies_of_the_suite_and_config_only() -> None:
         ("persist.calibration=3", "no numeric field 'calibration'"),
         ("persist.span=2.5", "is not an integer"),
         ("config.learn_gate=yes", "is not true or false"),
+        ("sequence.memory=1", "sequence needs memory >= 2"),
     ],
 )
 def test_bad_settings_are_one_line_errors(item: str, message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from detectors.sequence import RESCALE, Sequence
 
@@ -63,3 +64,9 @@ def test_the_range_forgets_an_old_outlier() -> None:
     st, _ = feed(Sequence(), values)
     assert float(st["hi"][0]) < 10.0
     assert float(st["lo"][0]) < -2.0  # the low side keeps up with the noise it sees
+
+
+@pytest.mark.parametrize("bad", [{"bins": 1}, {"order": 0}, {"memory": 1}, {"prior": 0.0}])
+def test_settings_it_cannot_run_with_are_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="sequence needs"):
+        Sequence(**bad)  # type: ignore[arg-type]

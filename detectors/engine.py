@@ -23,9 +23,9 @@ import numpy as np
 from detectors import state as st_ops
 from detectors.autoencoder import OnnxAutoencoder, WindowState, impute, score_sources
 from detectors.calibration import CalibrationStack
-from detectors.fusion import fuse_step, per_test_level, sidak
+from detectors.fusion import DECADES, fuse_step, per_test_level, sidak
 from detectors.models import ModelBook
-from detectors.protocol import Detector, Raw
+from detectors.protocol import Detector, Rarity, Raw
 from detectors.records import Record
 from detectors.registry import BAND_DETECTOR, default_suite
 from detectors.results import Columns, Scored, SignalRows
@@ -136,6 +136,13 @@ class Scorer:
         self.band_index = kinds.index(BAND_DETECTOR) if BAND_DETECTOR in kinds else 0
         self.kinds = kinds
         self.seasonal = kinds.index(Seasonal.kind) if Seasonal.kind in kinds else None
+        weighers = [d for d, det in enumerate(self.suite) if getattr(det, "rarity", False)]
+        if len(weighers) > 1:
+            raise ValueError("a suite takes at most one rarity detector")
+        self.rarity = weighers[0] if weighers else -1
+        """The detector that weighs the others' p (novelty), or -1."""
+        self.tests = len(self.suite) - len(weighers)
+        """Detectors whose p is fused (the rarity detector only weighs them)."""
         self.calibration = CalibrationStack(tuple(d.calibration for d in self.suite))
         self.packing = packing_of(self.suite)
         self._applies: list[dict[str, bool] | None] = [
@@ -445,7 +452,7 @@ class Scorer:
         sizes_arr = np.asarray(sizes)
         series_source = np.repeat(np.arange(len(sizes)), sizes_arr)
         starts = offsets[:-1]
-        level = per_test_level(cfg.target_fap, n_det * sizes_arr[series_source])
+        level = per_test_level(cfg.target_fap, self.tests * sizes_arr[series_source])
         band_det = self.suite[self.band_index]
         kinds = self.kinds
         out = {
@@ -470,6 +477,10 @@ class Scorer:
             ],
             dtype=np.intp,
         ).reshape(-1, 2)
+        rarity = self.rarity
+        weigher: Rarity | None = self.suite[rarity] if rarity >= 0 else None  # type: ignore[assignment]
+        weights = np.ones((n_series, DECADES))
+        p_pre = np.ones(n_series)
         describers = [d for d, det in enumerate(self.suite) if getattr(det, "explains", ())]
         masks = np.ones((n_det, n_series), dtype=bool)
         for d, mask in enumerate(runs_on):
@@ -490,6 +501,8 @@ class Scorer:
             # starter gives no verdict until its own warm-up ends, the others hold the source's
             # warm-up until theirs does; a rhythm explains what level detectors see)
             p_det = stack.tail_probability(cal, stats, out=out["p_det"][t])
+            if weigher is not None:
+                weigher.weights(det_states[rarity], out=weights)
             fuse_step(
                 stats,
                 p_det,
@@ -497,9 +510,12 @@ class Scorer:
                 warmup,
                 late_start,
                 explains,
+                rarity,
+                weights,
                 present,
                 starts,
                 verdict,
+                p_pre,
                 out["p_sig"][t],
                 out["p_rec"][t],
                 out["warming"][t],
@@ -523,6 +539,8 @@ class Scorer:
             if cfg.learn_gate:
                 anomalous = (out["p_rec"][t] <= cfg.target_fap) & ~out["warming"][t]
                 learn &= ~anomalous[series_source]
+            if weigher is not None:  # before its learn, which moves its map
+                weigher.observe(det_states[rarity], x, p_pre, learn)
             for d, det in enumerate(self.suite):
                 mask = runs_on[d] if d < len(runs_on) else None
                 det.learn(det_states[d], x, ts, learn if mask is None else learn & mask)

@@ -5,6 +5,11 @@ smallest of k p-values would raise k times the false alarms, so the minimum is c
 Šidák's formula, 1 - (1 - p_min)^k, first over a signal's detectors and then over a record's
 signals. The record score is 1 - p, so `score >= 1 - target_fap` alarms on about `target_fap` of
 normal records whatever the number of signals.
+
+A rarity detector (`detectors.novelty`) is not one more test: it says whether the value is new
+(a value where the signal has never been), and for a new value the signal's p is multiplied by
+q = P(new | p of that decade), learnt per signal, so the product estimates P(p this small and
+new). For a known value the p stands.
 """
 
 from __future__ import annotations
@@ -12,6 +17,18 @@ from __future__ import annotations
 import numpy as np
 
 from detectors.jit import kernel
+
+DECADES = 8
+"""Decades of p a rarity detector keeps apart: (0.1, 1], (0.01, 0.1], ..., 1e-7 and below."""
+
+
+@kernel
+def decade(p: float) -> int:
+    """0 for p in (0.1, 1], 1 for (0.01, 0.1], ..., DECADES - 1 beyond (NaN: 0)."""
+    if not p < 0.1:
+        return 0
+    d = -np.log10(max(p, 1e-300))
+    return int(min(np.ceil(d) - 1.0, DECADES - 1.0))
 
 
 def sidak(p_min: np.ndarray, k: np.ndarray | float) -> np.ndarray:
@@ -38,9 +55,12 @@ def fuse_step(
     warmup: float,
     late_start: np.ndarray,
     explains: np.ndarray,
+    rarity: int,
+    weights: np.ndarray,
     present: np.ndarray,
     starts: np.ndarray,
     verdict: np.ndarray,
+    p_pre: np.ndarray,
     p_sig: np.ndarray,
     p_rec: np.ndarray,
     warming: np.ndarray,
@@ -49,12 +69,21 @@ def fuse_step(
 
     `learnt` is how many values each detector's calibration has learnt: a young one holds the
     record in warm-up, or, for a late starter (`late_start`), gives no verdict until it is
-    warm. Each row (d, k) of `explains` sets detector k's p to 1 where d has a verdict. Series
-    `starts[g]` up to the next start are record g's signals.
+    warm. Each row (d, k) of `explains` sets detector k's p to 1 where d has a verdict. Row
+    `rarity` (-1: none) is not a test: where its statistic says new, the signal's p from the
+    others is multiplied by `weights[i, decade of that p]`; its own p is set to 1 (it never
+    fires alone). `p_pre` gets each signal's p before that weighing. Series `starts[g]` up to
+    the next start are record g's signals.
     """
     n_det, n_series = p_det.shape
     young_any = np.zeros(n_series, dtype=np.bool_)
+    tests = float(n_det - (1 if rarity >= 0 else 0))
     for d in range(n_det):
+        if d == rarity:
+            for i in range(n_series):
+                p_det[d, i] = 1.0
+                verdict[d, i] = False
+            continue
         for i in range(n_series):
             young = learnt[d, i] < warmup
             held = young and late_start[d]
@@ -70,11 +99,17 @@ def fuse_step(
                 p_det[k, i] = 1.0
     for i in range(n_series):
         if present[i]:
-            low = p_det[0, i]
-            for d in range(1, n_det):
-                low = np.minimum(low, p_det[d, i])
-            p_sig[i] = _sidak(low, float(n_det))
+            low = 1.0
+            for d in range(n_det):
+                if d != rarity:
+                    low = np.minimum(low, p_det[d, i])
+            p = _sidak(low, tests)
+            p_pre[i] = p
+            if rarity >= 0 and stats[rarity, i] > 0:  # new: p and new, per this signal's odds
+                p = p * weights[i, decade(p)]
+            p_sig[i] = p
         else:
+            p_pre[i] = 1.0
             p_sig[i] = 1.0
     for g in range(len(starts)):
         end = starts[g + 1] if g + 1 < len(starts) else n_series

@@ -66,6 +66,22 @@ class Detector(Protocol):
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+class Rarity(Detector, Protocol):
+    """Role of a detector that weighs the others instead of testing (see `detectors.fusion`):
+    its statistic is 1 for a value it finds new, 0 otherwise, and it learns from the signal's
+    p how often new values come with a p of each decade."""
+
+    rarity: ClassVar[bool]
+
+    def weights(self, st: State, out: np.ndarray | None = None) -> np.ndarray:
+        """q per series and decade of p (series x decades)."""
+        ...
+
+    def observe(self, st: State, x: np.ndarray, p: np.ndarray, mask: np.ndarray) -> None:
+        """Count the values under the decade of their signal's p, before `learn`."""
+        ...
+
+
 def updated(old: np.ndarray, new: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """`new` where the learning mask holds, else `old` (NaN-safe: masked rows never see NaN)."""
     return np.where(mask, new, old)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from detectors.clock import LocalClock
 from detectors.level_shift import LevelShift
+from detectors.novelty import Novelty
 from detectors.persist import Persist
 from detectors.protocol import Detector
 from detectors.quantile import Iqr, QuantileBand
@@ -27,6 +28,7 @@ REGISTRY: dict[str, Callable[[], Detector]] = {
     Iqr.kind: Iqr,
     Seasonal.kind: Seasonal,
     Sequence.kind: Sequence,
+    Novelty.kind: Novelty,
 }
 
 BAND_DETECTOR = Persist.kind
@@ -40,6 +42,7 @@ STREAM_KINDS = (
     LevelShift.kind,
     Sequence.kind,
     Seasonal.kind,
+    Novelty.kind,
 )
 """What the stream runs today. `quantile` and `iqr` lift NAB (see README) but still raise early
 false alarms on young series (the demo's), so they wait for a warm-up of their own."""

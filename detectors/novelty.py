@@ -1,0 +1,244 @@
+"""Novelty: a value where the signal has never been, weighed by how rarely that happens.
+
+The level detectors ask how far a value is from what is usual; this one asks whether the signal
+has ever been there. Each signal keeps a coarse map of the values it has taken: a grid of
+`levels` cells at most, one bit per cell. The grid's width is a `split`-th of the range of the
+signal's first `warm` values, and doubles (two cells merge into one, exactly) whenever the
+signal's all-time range would need more cells. A value in a cell the signal never visited is new
+(its statistic is 1, else 0).
+
+New values are rare once a signal has shown its range, and NAB's labelled anomalies are often
+new values (HTM and CAD OSE lean on the same evidence). It does not judge alone: it weighs the
+other detectors' verdict (`rarity`, see `detectors.fusion`). For a new value, the signal's p
+from the other detectors is multiplied by q = P(new | a p of this decade), learnt per signal
+from its own values: the share of new values among those whose p fell in the same decade (1 to
+0.1, 0.1 to 0.01, ...). So p * q estimates P(p this small and new), and a value that is new
+only because it is extreme (a noisy signal's record high, a drift) gains little: at that
+decade, new is what extremes usually are. A decade counts `prior` values more, all new, so a
+decade with few values gains little and one never seen gives q = 1 (no gain). q is read before
+learning, so a replay gives the same numbers.
+
+State: seven floats per series (the bit map is one of them: `levels` <= 52 bits fit a float64
+exactly) and two counts per decade, about 500 bytes of JSON.
+
+>>> import numpy as np
+>>> det = Novelty()
+>>> st = det.new_state(1)
+>>> for v in np.sin(np.arange(500) / 10.0):  # a signal that stays within [-1, 1]
+...     det.learn(st, np.array([v]), np.zeros(1), np.ones(1, bool))
+>>> float(det.raw(st, np.array([0.5]), np.zeros(1)).stat[0])  # been there
+0.0
+>>> float(det.raw(st, np.array([3.0]), np.zeros(1)).stat[0])  # never been there
+1.0
+>>> det.weights(st)[0, :3].tolist()  # nothing observed yet: no decade knows better than 1
+[1.0, 1.0, 1.0]
+>>> p = np.array([0.05])  # the other detectors' p for 300 values in decade (0.01, 0.1]
+>>> for v in np.linspace(-0.9, 0.9, 297).tolist() + [1.5, 1.7, 1.9]:  # three of them new
+...     det.observe(st, np.array([v]), p, np.ones(1, bool))
+...     det.learn(st, np.array([v]), np.zeros(1), np.ones(1, bool))
+>>> [round(q, 4) for q in det.weights(st)[0, :3].tolist()]  # (3 + 1) / (300 + 1) in its decade
+[1.0, 0.0133, 1.0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from detectors.calibration import Calibration
+from detectors.fusion import DECADES, decade
+from detectors.jit import kernel
+from detectors.protocol import Raw
+from detectors.state import Init, State, new_state
+
+MAX_LEVELS = 52
+"""The bit map lives in one float64, whose integers are exact up to 2**53."""
+FLAT_WIDTH = 1e-3
+"""Cell width, relative to the value's magnitude (at least 1), of a signal whose first values
+were all equal: any move is new until the range has grown and the grid has doubled."""
+
+
+@dataclass(frozen=True, slots=True)
+class Novelty:
+    kind: ClassVar[str] = "novelty"
+    state_version: ClassVar[int] = 1
+    rarity: ClassVar[bool] = True
+    """Its statistic weighs the other detectors' verdict instead of being one (see
+    `detectors.fusion.fuse_step`): it is not calibrated and never fires alone."""
+    fields: ClassVar[dict[str, Init]] = {
+        "n": 0.0,  # values learnt
+        "lo": np.nan,  # all-time extremes
+        "hi": np.nan,
+        "origin": 0.0,  # the grid: cell k holds [origin + k * width, origin + (k + 1) * width)
+        "width": 0.0,  # 0 until the first `warm` values have set it
+        "base": 0.0,  # the cell of bit 0 of `seen`
+        "seen": 0.0,  # bit map of visited cells, as an exact integer
+        "count": (0.0, DECADES),  # values observed per decade of their p (see `observe`)
+        "hits": (0.0, DECADES),  # of which new
+    }
+
+    levels: int = 24
+    """Most cells the signal's all-time range may span before the grid doubles."""
+    warm: int = 100
+    """Values whose range sets the first grid."""
+    split: float = 7.0
+    """Cells across the first values' range."""
+    prior: float = 1.0
+    """Pseudo-values, all new, in each decade's share: a decade with no values gives q = 1."""
+    calibration: Calibration = field(default_factory=lambda: Calibration(min_scale=1.0))
+
+    def __post_init__(self) -> None:
+        """Settings the loops cannot run with fail here, not as a wrong bit map later."""
+        fits = 2 <= self.levels <= MAX_LEVELS and self.warm >= 1
+        if not (fits and min(self.split, self.prior) > 0):
+            raise ValueError(
+                f"novelty needs 2 <= levels <= {MAX_LEVELS}, warm >= 1, split > 0, prior > 0"
+            )
+
+    def new_state(self, n: int) -> State:
+        return new_state(self.fields, n)
+
+    def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
+        stat = np.empty_like(x)
+        _raw(st["width"], st["origin"], st["base"], st["seen"], x, self.levels, stat)
+        nothing = np.full_like(x, np.nan)  # no expected value; its calibration never learns
+        return Raw(stat, nothing, nothing)
+
+    def weights(self, st: State, out: np.ndarray | None = None) -> np.ndarray:
+        """q per series and decade of p: the share of new values among the values whose p fell
+        in that decade, shrunk towards the overall share; shape (series, DECADES)."""
+        q = np.empty((len(st["n"]), DECADES)) if out is None else out
+        _weights(st["count"], st["hits"], self.prior, q)
+        return q
+
+    def observe(self, st: State, x: np.ndarray, p: np.ndarray, mask: np.ndarray) -> None:
+        """Count each value under the decade of `p`, the signal's p from the other detectors,
+        and whether it was new; before `learn`, which moves the map."""
+        fields = (st["width"], st["origin"], st["base"], st["seen"], st["count"], st["hits"])
+        _observe(*fields, x, p, mask, self.levels)
+
+    def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
+        fields = (st["n"], st["lo"], st["hi"], st["origin"], st["width"], st["base"])
+        _learn(*fields, st["seen"], x, mask, self.levels, float(self.warm), self.split)
+
+    def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Novelty has no value band: where the signal has been is not one interval."""
+        return np.full_like(r, -np.inf), np.full_like(r, np.inf)
+
+
+@kernel
+def _cell(x: float, origin: float, width: float) -> float:
+    return float(np.floor((x - origin) / width))
+
+
+@kernel
+def _is_new(x: float, origin: float, width: float, base: float, seen: float, levels: int) -> bool:
+    j = _cell(x, origin, width) - base
+    if j < 0 or j >= levels:
+        return True
+    return (int(seen) >> int(j)) & 1 == 0
+
+
+@kernel
+def _raw(
+    width: np.ndarray,
+    origin: np.ndarray,
+    base: np.ndarray,
+    seen: np.ndarray,
+    x: np.ndarray,
+    levels: int,
+    out: np.ndarray,
+) -> None:
+    for i in range(len(x)):
+        if width[i] <= 0 or not np.isfinite(x[i]):
+            out[i] = np.nan
+        elif _is_new(x[i], origin[i], width[i], base[i], seen[i], levels):
+            out[i] = 1.0
+        else:
+            out[i] = 0.0
+
+
+@kernel
+def _weights(count: np.ndarray, hits: np.ndarray, prior: float, q: np.ndarray) -> None:
+    for i in range(len(count)):
+        for d in range(DECADES):
+            q[i, d] = (hits[i, d] + prior) / (count[i, d] + prior)
+
+
+@kernel
+def _observe(
+    width: np.ndarray,
+    origin: np.ndarray,
+    base: np.ndarray,
+    seen: np.ndarray,
+    count: np.ndarray,
+    hits: np.ndarray,
+    x: np.ndarray,
+    p: np.ndarray,
+    mask: np.ndarray,
+    levels: int,
+) -> None:
+    for i in range(len(x)):
+        if not mask[i] or width[i] <= 0 or not np.isfinite(x[i]):
+            continue
+        d = decade(p[i])
+        count[i, d] += 1.0
+        if _is_new(x[i], origin[i], width[i], base[i], seen[i], levels):
+            hits[i, d] += 1.0
+
+
+@kernel
+def _learn(
+    n: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    origin: np.ndarray,
+    width: np.ndarray,
+    base: np.ndarray,
+    seen: np.ndarray,
+    x: np.ndarray,
+    mask: np.ndarray,
+    levels: int,
+    warm: float,
+    split: float,
+) -> None:
+    full = (1 << levels) - 1
+    for i in range(len(x)):
+        v = x[i]
+        if not mask[i] or not np.isfinite(v):
+            continue
+        n[i] += 1.0
+        if n[i] == 1.0:
+            lo[i], hi[i] = v, v
+        lo[i] = min(lo[i], v)
+        hi[i] = max(hi[i], v)
+        if width[i] <= 0:
+            if n[i] < warm:
+                continue
+            # The first grid: the first values' range is visited, every cell of it.
+            span = hi[i] - lo[i]
+            origin[i] = lo[i]
+            width[i] = span / split if span > 0 else max(abs(lo[i]), 1.0) * FLAT_WIDTH
+            top = min(_cell(hi[i], origin[i], width[i]), levels - 1.0)
+            seen[i] = float((1 << (int(top) + 1)) - 1)
+            base[i] = 0.0
+        bits, b = int(seen[i]), int(base[i])
+        # Double the width until the all-time range fits: cell k becomes floor(k / 2), so the
+        # map merges exactly (floor(floor(y) / 2) == floor(y / 2)).
+        while _cell(hi[i], origin[i], width[i]) - _cell(lo[i], origin[i], width[i]) > levels - 1:
+            width[i] *= 2.0
+            half = b // 2
+            merged = 0
+            for j in range(levels):
+                if (bits >> j) & 1:
+                    merged |= 1 << ((b + j) // 2 - half)
+            bits, b = merged, half
+        low = int(_cell(lo[i], origin[i], width[i]))
+        if low < b:  # a new low: bit 0 moves down with it
+            bits <<= b - low
+            b = low
+        bits |= 1 << (int(_cell(v, origin[i], width[i])) - b)
+        seen[i] = float(bits & full)
+        base[i] = float(b)

@@ -43,6 +43,10 @@ class ScoringConfig:
     realert_after: int = 100
     """An anomalous record raises an event (an alert) when its p is `ESCALATION` times smaller
     than the source's last escalated record's, or that was more than this many records ago."""
+    known_factor: float = 10.0
+    """Alerts ask this many times more evidence of a record whose values all lie where their
+    signals have been before (see `detectors.novelty`): recurring behaviour pages nobody at
+    the first odd value. The record's score and `is_anomaly` are not affected."""
 
     @property
     def threshold(self) -> float:
@@ -78,7 +82,7 @@ class _Verdicts:
     """Per group: its model's grid of reconstructions, as lists."""
 
 
-ESCALATION = 10.0
+ESCALATION = 3.0
 """An alert within `realert_after` records needs a p this many times smaller (one severity step)."""
 P_FLOOR = 1e-15
 """Below this, p is beyond what any calibration knows (and 1 - p rounds to 1)."""
@@ -230,6 +234,7 @@ class Scorer:
         table = self._table(groups, out, det_states)
         columns = {  # per group, per step: each converted once for the whole batch
             "p": out["p_rec"].T.tolist(),
+            "p_alert": out["p_alert"].T.tolist(),
             "warming": out["warming"].T.tolist(),
             "late": late.T.tolist(),
         }
@@ -269,6 +274,7 @@ class Scorer:
             if self.seasonal is None
             else describe(det_states[self.seasonal]),
             model_col=[-1] * n_series,
+            new=out["new"].tolist(),
         )
 
     def _autoencode(
@@ -372,10 +378,10 @@ class Scorer:
         # One more test per record: Šidák over the suite's and the model's p, for the whole
         # batch at once (per record, numpy's scalar overhead dominated).
         has = np.isfinite(p_model)
-        p_rec = out["p_rec"]
-        out["p_rec"] = np.where(
-            has, sidak(np.minimum(p_rec, np.where(has, p_model, 1.0)), 2), p_rec
-        )
+        verdict = np.where(has, p_model, 1.0)
+        for name in ("p_rec", "p_alert"):  # the model has no notion of known values
+            p = out[name]
+            out[name] = np.where(has, sidak(np.minimum(p, verdict), 2), p)
         verdicts.p = p_model.T.tolist()
         verdicts.row = grid_row.T.tolist()
         return verdicts
@@ -462,7 +468,9 @@ class Scorer:
             "lower": np.full((steps, n_series), np.nan),
             "upper": np.full((steps, n_series), np.nan),
             "p_rec": np.ones((steps, len(sizes))),
+            "p_alert": np.ones((steps, len(sizes))),
             "warming": np.zeros((steps, len(sizes)), dtype=bool),
+            "new": np.zeros((steps, n_series), dtype=bool),
             "level": level,
         }
         stack = self.calibration
@@ -503,6 +511,7 @@ class Scorer:
             p_det = stack.tail_probability(cal, stats, out=out["p_det"][t])
             if weigher is not None:
                 weigher.weights(det_states[rarity], out=weights)
+                out["new"][t] = stats[rarity] == 1.0
             fuse_step(
                 stats,
                 p_det,
@@ -512,12 +521,14 @@ class Scorer:
                 explains,
                 rarity,
                 weights,
+                cfg.known_factor,
                 present,
                 starts,
                 verdict,
                 p_pre,
                 out["p_sig"][t],
                 out["p_rec"][t],
+                out["p_alert"][t],
                 out["warming"][t],
             )
             r_star = stack.quantile(cal, self.band_index, level)
@@ -562,6 +573,7 @@ class Scorer:
         cfg = self.config
         state = group.state
         p_rec: list[float] = columns["p"][j]
+        p_alert: list[float] = columns["p_alert"][j]
         warming: list[bool] = columns["warming"][j]
         is_late: list[bool] = columns["late"][j]
         index = state.index
@@ -601,6 +613,8 @@ class Scorer:
                 score=1.0 - p,
                 p=p,
                 is_anomaly=anomalous,
+                alert_p=p_alert[t],
+                alertable=anomalous and p_alert[t] <= cfg.target_fap,
                 warming_up=warming[t],
                 late=is_late[t],
                 missing=[] if len(sent) == len(tested) else _absent(tested, sent),
@@ -610,7 +624,7 @@ class Scorer:
             )
             self._track_episode(state, scored)
             if not scored.warming_up:
-                scored.escalated = self._escalate(state, p)
+                scored.escalated = self._escalate(state, p_alert[t])
             results[i] = scored
             state.records += 1
             if not is_late[t]:

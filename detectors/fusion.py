@@ -57,12 +57,14 @@ def fuse_step(
     explains: np.ndarray,
     rarity: int,
     weights: np.ndarray,
+    known_factor: float,
     present: np.ndarray,
     starts: np.ndarray,
     verdict: np.ndarray,
     p_pre: np.ndarray,
     p_sig: np.ndarray,
     p_rec: np.ndarray,
+    p_alert: np.ndarray,
     warming: np.ndarray,
 ) -> None:
     """One time step's fusion: detectors' p (rows) -> signals' p -> records' p, in place.
@@ -72,8 +74,9 @@ def fuse_step(
     warm. Each row (d, k) of `explains` sets detector k's p to 1 where d has a verdict. Row
     `rarity` (-1: none) is not a test: where its statistic says new, the signal's p from the
     others is multiplied by `weights[i, decade of that p]`; its own p is set to 1 (it never
-    fires alone). `p_pre` gets each signal's p before that weighing. Series `starts[g]` up to
-    the next start are record g's signals.
+    fires alone). `p_pre` gets each signal's p before that weighing. `p_alert` is the record's
+    p as alerts see it: a signal whose value it finds known counts `known_factor` times its p.
+    Series `starts[g]` up to the next start are record g's signals.
     """
     n_det, n_series = p_det.shape
     young_any = np.zeros(n_series, dtype=np.bool_)
@@ -114,12 +117,16 @@ def fuse_step(
     for g in range(len(starts)):
         end = starts[g + 1] if g + 1 < len(starts) else n_series
         low, tested, warm = p_sig[starts[g]], 0.0, False
+        alert = 1.0
         for i in range(starts[g], end):
             low = np.minimum(low, p_sig[i])
+            known = rarity >= 0 and stats[rarity, i] == 0.0
+            alert = np.minimum(alert, p_sig[i] * known_factor if known else p_sig[i])
             if present[i]:
                 tested += 1.0
                 warm = warm or young_any[i]
         p_rec[g] = _sidak(low, tested)
+        p_alert[g] = np.minimum(_sidak(alert, tested), 1.0)
         warming[g] = warm
 
 

@@ -52,6 +52,7 @@ def score_message(
     tb, t = rows.table, rows.t
     p, best, best_p, keys = tb.p[t], tb.best[t], tb.best_p[t], tb.keys
     expected, lower, upper, periods = tb.expected[t], tb.lower[t], tb.upper[t], tb.periods
+    new = tb.new[t]
     at = rows.model
     for name, value, c in rows:
         entry: dict[str, Any] = {
@@ -67,6 +68,8 @@ def score_message(
         period = periods[c]
         if period is not None:
             entry["period"] = {"length": period[0], "unit": period[1]}
+        if new[c]:
+            entry["new"] = True
         signals[name] = entry
         detectors[keys[c][best[c]]] = 1.0 - best_p[c]
     if scored.model_p is not None:
@@ -133,8 +136,9 @@ def anomaly_event(
         for s, share in ranked:
             if share > 0:
                 fired.extend(f"{s.name}/{kind}" for kind in s.fired)
-        if not fired and ranked:  # only the fusion of several signals crossed: name the first
+        if not fired and ranked:  # only fusion (of signals, or with novelty) crossed: the first
             fired.append(f"{ranked[0][0].name}/{ranked[0][0].detector}")
+        fired.extend(f"{s.name}/novelty" for s, share in ranked if share > 0 and s.new)
     event: dict[str, Any] = {
         "id": event_id(rec.source, rec.ts_text, "score"),
         "source": rec.source,
@@ -150,6 +154,7 @@ def anomaly_event(
                 "expected": s.expected,
                 "score": s.score,
                 "contribution": share,
+                **({"new": True} if s.new else {}),
             }
             for s, share in ranked
         ],

@@ -81,7 +81,7 @@ class Novelty:
 
     levels: int = 24
     """Most cells the signal's all-time range may span before the grid doubles."""
-    warm: int = 100
+    warm: int = 150
     """Values whose range sets the first grid."""
     split: float = 7.0
     """Cells across the first values' range."""
@@ -163,8 +163,14 @@ def _raw(
 @kernel
 def _weights(count: np.ndarray, hits: np.ndarray, prior: float, q: np.ndarray) -> None:
     for i in range(len(count)):
+        milder = 0.0
         for d in range(DECADES):
-            q[i, d] = (hits[i, d] + prior) / (count[i, d] + prior)
+            share = (hits[i, d] + prior) / (count[i, d] + prior)
+            # Never below a milder decade's share: the more extreme a value, the likelier it is
+            # new anyway (a young signal exploring its range, a record high).
+            q[i, d] = max(share, milder)
+            if count[i, d] > 0:
+                milder = max(milder, share)
 
 
 @kernel

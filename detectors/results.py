@@ -41,6 +41,8 @@ class SignalResult(NamedTuple):
     """This signal's share of the autoencoder's reconstruction error."""
     period: tuple[float, str] | None = None
     """The signal's rhythm found by the seasonal detector: (length, "seconds" | "samples")."""
+    new: bool = False
+    """The value lies where the signal has never been (`detectors.novelty`)."""
 
 
 @dataclass(slots=True)
@@ -64,6 +66,8 @@ class Columns:
     periods: list[tuple[float, str] | None]
     model_col: list[int]
     """Series -> the model's column (-1: no model uses it)."""
+    new: list[list[bool]]
+    """Per step, per series: the value lies where the signal has never been."""
 
 
 class SignalRows:
@@ -118,6 +122,7 @@ class SignalRows:
             at[2][mc] if at is not None and mc >= 0 else None,
             at[1][mc] if at is not None and mc >= 0 else None,
             tb.periods[c],
+            tb.new[t][c],
         )
 
 
@@ -133,9 +138,14 @@ class Scored:
     late: bool
     missing: list[str]
     rows: SignalRows
+    alert_p: float = 1.0
+    """p as alerts see it (`ScoringConfig.known_factor`): escalation compares these."""
+    alertable: bool = False
+    """Anomalous by `alert_p` too: worth an event if it escalates."""
     episode: dict[str, Any] | None = None
     escalated: bool = False
-    """More extreme than the source's last alert-eligible record, or that was long ago."""
+    """More extreme (by `alert_p`) than the source's last escalated record, or that was long
+    ago."""
     model: str | None = None
     """Label of the autoencoder serving this source."""
     model_p: float | None = None
@@ -149,4 +159,4 @@ class Scored:
     @property
     def alert(self) -> bool:
         """An anomaly worth an event: a new one or a worse one, not its 50th repeat."""
-        return self.is_anomaly and self.escalated
+        return self.alertable and self.escalated

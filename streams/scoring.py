@@ -15,6 +15,7 @@ def scoring_config(settings: Settings) -> ScoringConfig:
         warmup=settings.warmup,
         learn_gate=settings.learn_gate,
         realert_after=settings.realert_after,
+        known_factor=settings.known_factor,
     )
 
 

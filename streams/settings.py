@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     realert_after: int = Field(
         100, ge=0, description="records before a source alerts again without escalating"
     )
+    known_factor: float = Field(
+        10.0,
+        ge=1.0,
+        description="times more evidence an alert asks of a record whose values are all known",
+    )
     timezone: str = Field(
         "UTC", description="IANA time zone of the daily and weekly rhythms (DST-aware)"
     )

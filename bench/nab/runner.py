@@ -108,7 +108,7 @@ def run_stream(
                 res = next(results)
                 if res is None:
                     raise RuntimeError(f"{key}: row {row} was taken for a replay")
-                out[row] = res.score if res.escalated else 0.0
+                out[row] = 1.0 - res.alert_p if res.escalated else 0.0
     return scores, time.perf_counter() - started
 
 

@@ -34,7 +34,7 @@ def test_runner_scores_are_the_stream_scorers_alert_scores(corpus) -> None:
     scores, _ = runner.run_stream(files, ScoringConfig(), chunk=137)
     f = files[1]
     direct = Scorer(ScoringConfig()).score_batch(f.records(), {})
-    expected = [r.score if r is not None and r.escalated else 0.0 for r in direct]
+    expected = [1.0 - r.alert_p if r is not None and r.escalated else 0.0 for r in direct]
     np.testing.assert_array_equal(scores[f.key], expected)
     assert 0 < np.count_nonzero(scores[f.key]) < len(expected) / 2
 

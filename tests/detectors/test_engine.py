@@ -168,6 +168,32 @@ def test_a_lasting_anomaly_alerts_once_then_only_when_it_gets_worse() -> None:
     assert len(alerts) <= 3, alerts
 
 
+def test_alerts_ask_more_evidence_of_values_where_the_signal_has_been() -> None:
+    """A signal whose first values ramp over [0, 12], then noise around 0: a spike to 12 lies
+    where it has been (its score counts 10 times for alerts), a spike to 30 where it never
+    was (its score stands, and novelty makes it smaller still)."""
+    rng = np.random.default_rng(7)
+    values = np.r_[np.linspace(0.0, 12.0, 150), rng.normal(0.0, 1.0, 2000)]
+    values[1500], values[1800] = 12.0, 30.0
+    records = [Record("s", float(i), str(i), {"x": float(v)}, None) for i, v in enumerate(values)]
+    out, _, scorer = score_all(records, [], ScoringConfig(warmup=200))
+    known, new = out[1500], out[1800]
+    assert known is not None and new is not None
+    factor = scorer.config.known_factor
+    assert known.is_anomaly and known.alert_p == pytest.approx(min(1.0, known.p * factor))
+    assert known.alertable == (known.alert_p <= scorer.config.target_fap)
+    assert new.is_anomaly and new.alertable and new.alert_p == new.p
+    for r in out[200:]:
+        assert r is not None and r.p <= r.alert_p <= min(1.0, r.p * factor) * (1 + 1e-12)
+    # messages say which value was new, and the event names novelty among its reasons
+    from detectors.messages import anomaly_event, score_message
+
+    assert score_message(new, scorer.config)["signals"]["x"]["new"] is True
+    assert "new" not in score_message(known, scorer.config)["signals"]["x"]
+    event = anomaly_event(new, scorer.config)
+    assert event["signals"][0]["new"] is True and "x/novelty" in event["detectors"]
+
+
 def test_alert_bookkeeping_survives_a_restart() -> None:
     records = make_records(900, sources=2, seed=4)
     whole, _, _ = score_all(records, [])

@@ -88,9 +88,10 @@ def test_q_is_the_share_of_new_values_among_those_with_a_p_of_the_same_decade() 
 
 
 def test_fusion_multiplies_the_signal_p_by_q_of_its_decade_for_a_new_value() -> None:
-    """Two tests and a rarity detector (row 2) on three series: new, known, and no grid yet.
-    The tests are Šidák-corrected over two, not three; a new value's p (decade 2, 1e-3 to
-    1e-2) is multiplied by that decade's q; the rarity row never fires."""
+    """Two tests and a rarity detector (row 2) on three series (three records of one signal):
+    new, known, and no grid yet. The tests are Šidák-corrected over two, not three; a new
+    value's p (decade 2, 1e-3 to 1e-2) is multiplied by that decade's q; the rarity row never
+    fires; alerts count a known value's p ten times (`known_factor`)."""
     stats = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [1.0, 0.0, np.nan]])
     p_det = np.array([[1e-3, 1e-3, 1e-3], [0.5, 0.5, 0.5], [0.2, 0.2, 0.2]])
     n = 3
@@ -98,7 +99,7 @@ def test_fusion_multiplies_the_signal_p_by_q_of_its_decade_for_a_new_value() -> 
     weights[:, 2] = 0.01
     verdict = np.empty((3, n), dtype=bool)
     p_pre, p_sig = np.empty(n), np.empty(n)
-    p_rec, warming = np.empty(3), np.empty(3, dtype=bool)
+    p_rec, p_alert, warming = np.empty(3), np.empty(3), np.empty(3, dtype=bool)
     fuse_step(
         stats,
         p_det,
@@ -108,18 +109,23 @@ def test_fusion_multiplies_the_signal_p_by_q_of_its_decade_for_a_new_value() -> 
         np.empty((0, 2), dtype=np.intp),
         2,
         weights,
+        10.0,
         np.ones(n, dtype=bool),
         np.arange(n, dtype=np.intp),
         verdict,
         p_pre,
         p_sig,
         p_rec,
+        p_alert,
         warming,
     )
     two = float(sidak(np.array(1e-3), 2))
     assert decade(two) == 2
     np.testing.assert_allclose(p_pre, [two, two, two], rtol=1e-12)
     np.testing.assert_allclose(p_sig, [two * 0.01, two, two], rtol=1e-12)
+    np.testing.assert_allclose(p_rec, p_sig, rtol=1e-12)  # one signal per record here
+    # alerts ask ten times the evidence of the known value only
+    np.testing.assert_allclose(p_alert, [two * 0.01, two * 10.0, two], rtol=1e-12)
     assert (p_det[2] == 1.0).all() and not verdict[2].any()
 
 

@@ -41,6 +41,7 @@ def test_env_beats_file_and_overrides_beat_env(tmp_path: Path) -> None:
         ({"ANOMSTREAM_TIMEZONE": "Mars/Olympus"}, "timezone"),
         ({"ANOMSTREAM_SEASONAL_PERIODS": "day,month"}, "seasonal_periods"),
         ({"ANOMSTREAM_SEASONAL_BINS": "1"}, "seasonal_bins"),
+        ({"ANOMSTREAM_KNOWN_FACTOR": "0.5"}, "known_factor"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_setting(environ: dict[str, str], message: str) -> None:
@@ -80,3 +81,12 @@ def test_seasonal_settings_reach_the_scorer() -> None:
     assert seasonal.signals == ("temp*", "!temp_raw")  # type: ignore[attr-defined]
     off = load_settings(environ={"ANOMSTREAM_SEASONAL_PERIODS": ""})
     assert "seasonal" not in {d.kind for d in build_scorer(off).suite}
+
+
+def test_alerting_settings_reach_the_scorer() -> None:
+    from streams.scoring import build_scorer
+
+    s = load_settings(environ={"ANOMSTREAM_KNOWN_FACTOR": "3", "ANOMSTREAM_REALERT_AFTER": "50"})
+    config = build_scorer(s).config
+    assert config.known_factor == 3.0 and config.realert_after == 50
+    assert build_scorer(load_settings(environ={})).config.known_factor == 10.0

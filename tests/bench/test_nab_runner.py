@@ -123,3 +123,22 @@ def test_settings_change_copies_of_the_suite_and_config_only() -> None:
 def test_bad_settings_are_one_line_errors(item: str, message: str) -> None:
     with pytest.raises(click.BadParameter, match=message):
         runner.apply_settings(default_suite(), ScoringConfig(), [item])
+
+
+def test_alarms_are_runs_of_flagged_records_per_source() -> None:
+    """Two sources interleaved: a's flags at 1, 2 (one run) and 5; b's at 2 and 4; a warming
+    record is not counted at all."""
+    from types import SimpleNamespace
+
+    def res(source: str, flagged: bool, warming: bool = False) -> Any:
+        return SimpleNamespace(
+            record=SimpleNamespace(source=source), is_anomaly=flagged, warming_up=warming
+        )
+
+    a = [False, True, True, False, False, True]
+    b = [False, False, True, False, True, False]
+    results = [res("x", True, warming=True)]
+    for fa, fb in zip(a, b, strict=True):
+        results += [res("a", fa), res("b", fb)]
+    rate = runner.flagged_share(results)
+    assert rate.records == 5 / 12 and rate.alarms == 4 / 12

@@ -15,8 +15,8 @@ from its own values: the share of new values among those whose p fell in the sam
 0.1, 0.1 to 0.01, ...). So p * q estimates P(p this small and new), and a value that is new
 only because it is extreme (a noisy signal's record high, a drift) gains little: at that
 decade, new is what extremes usually are. A decade counts `prior` values more, all new, so a
-decade with few values gains little and one never seen gives q = 1 (no gain). q is read before
-learning, so a replay gives the same numbers.
+decade with few values gains little and one never seen gives q = 1 (no gain), and no decade's q
+is below a milder one's. q is read before learning, so a replay gives the same numbers.
 
 State: seven floats per series (the bit map is one of them: `levels` <= 52 bits fit a float64
 exactly) and two counts per decade, about 500 bytes of JSON.
@@ -108,7 +108,8 @@ class Novelty:
 
     def weights(self, st: State, out: np.ndarray | None = None) -> np.ndarray:
         """q per series and decade of p: the share of new values among the values whose p fell
-        in that decade, shrunk towards the overall share; shape (series, DECADES)."""
+        in that decade (plus `prior` pseudo-values, all new), never below a milder decade's;
+        shape (series, DECADES)."""
         q = np.empty((len(st["n"]), DECADES)) if out is None else out
         _weights(st["count"], st["hits"], self.prior, q)
         return q

@@ -11,17 +11,6 @@ from detectors.fusion import DECADES, decade, fuse_step, sidak
 from detectors.novelty import Novelty
 
 
-def feed(det: Novelty, values: np.ndarray) -> tuple[dict[str, np.ndarray], list[float]]:
-    """Score then learn each value of one series; the raw statistics."""
-    st = det.new_state(1)
-    stats = []
-    for v in values:
-        x = np.array([v])
-        stats.append(float(det.raw(st, x, np.zeros(1)).stat[0]))
-        det.learn(st, x, np.zeros(1), np.ones(1, bool))
-    return st, stats
-
-
 def visited(det: Novelty, st: dict[str, np.ndarray], history: np.ndarray) -> set[int]:
     """The cells the map should hold, from every value learnt: the first values' range as
     the first grid cut it (cells 0..split), and each later value's cell, at today's width."""

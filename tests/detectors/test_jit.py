@@ -70,7 +70,8 @@ def test_scores_are_the_same_compiled_and_loaded_from_the_cache(tmp_path: Path) 
 def _compiled() -> dict[str, int]:
     """Every kernel of the scoring path -> how many signatures numba has compiled for it."""
     out = {}
-    for module in ("persist", "spike", "stuck", "level_shift", "seasonal", "calibration", "fusion"):
+    kernels = ("persist", "spike", "stuck", "level_shift", "sequence", "seasonal", "novelty")
+    for module in (*kernels, "calibration", "fusion"):
         mod = importlib.import_module(f"detectors.{module}")
         for name, obj in vars(mod).items():
             if hasattr(obj, "signatures") and hasattr(obj, "py_func"):

@@ -18,7 +18,7 @@ decade, new is what extremes usually are. A decade counts `prior` values more, a
 decade with few values gains little and one never seen gives q = 1 (no gain), and no decade's q
 is below a milder one's. q is read before learning, so a replay gives the same numbers.
 
-State: seven floats per series (the bit map is one of them: `levels` <= 52 bits fit a float64
+State: six floats per series (the bit map is one of them: `levels` <= 52 bits fit a float64
 exactly) and two counts per decade, about 500 bytes of JSON.
 
 >>> import numpy as np
@@ -73,8 +73,7 @@ class Novelty:
         "hi": np.nan,
         "origin": 0.0,  # the grid: cell k holds [origin + k * width, origin + (k + 1) * width)
         "width": 0.0,  # 0 until the first `warm` values have set it
-        "base": 0.0,  # the cell of bit 0 of `seen`
-        "seen": 0.0,  # bit map of visited cells, as an exact integer
+        "seen": 0.0,  # bit map of visited cells from the cell of `lo` up, as an exact integer
         "count": (0.0, DECADES),  # values observed per decade of their p (see `observe`)
         "hits": (0.0, DECADES),  # of which new
     }
@@ -102,7 +101,7 @@ class Novelty:
 
     def raw(self, st: State, x: np.ndarray, t: np.ndarray) -> Raw:
         stat = np.empty_like(x)
-        _raw(st["width"], st["origin"], st["base"], st["seen"], x, self.levels, stat)
+        _raw(st["width"], st["origin"], st["lo"], st["seen"], x, self.levels, stat)
         nothing = np.full_like(x, np.nan)  # no expected value; its calibration never learns
         return Raw(stat, nothing, nothing)
 
@@ -117,12 +116,12 @@ class Novelty:
     def observe(self, st: State, x: np.ndarray, p: np.ndarray, mask: np.ndarray) -> None:
         """Count each value under the decade of `p`, the signal's p from the other detectors,
         and whether it was new; before `learn`, which moves the map."""
-        fields = (st["width"], st["origin"], st["base"], st["seen"], st["count"], st["hits"])
+        fields = (st["width"], st["origin"], st["lo"], st["seen"], st["count"], st["hits"])
         _observe(*fields, x, p, mask, self.levels)
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
-        fields = (st["n"], st["lo"], st["hi"], st["origin"], st["width"], st["base"])
-        _learn(*fields, st["seen"], x, mask, self.levels, float(self.warm), self.split)
+        fields = (st["n"], st["lo"], st["hi"], st["origin"], st["width"], st["seen"])
+        _learn(*fields, x, mask, self.levels, float(self.warm), self.split)
 
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Novelty has no value band: where the signal has been is not one interval."""
@@ -135,8 +134,8 @@ def _cell(x: float, origin: float, width: float) -> float:
 
 
 @kernel
-def _is_new(x: float, origin: float, width: float, base: float, seen: float, levels: int) -> bool:
-    j = _cell(x, origin, width) - base
+def _is_new(x: float, origin: float, width: float, lo: float, seen: float, levels: int) -> bool:
+    j = _cell(x, origin, width) - _cell(lo, origin, width)  # bit 0 is the cell of `lo`
     if j < 0 or j >= levels:
         return True
     return (int(seen) >> int(j)) & 1 == 0
@@ -146,7 +145,7 @@ def _is_new(x: float, origin: float, width: float, base: float, seen: float, lev
 def _raw(
     width: np.ndarray,
     origin: np.ndarray,
-    base: np.ndarray,
+    lo: np.ndarray,
     seen: np.ndarray,
     x: np.ndarray,
     levels: int,
@@ -155,7 +154,7 @@ def _raw(
     for i in range(len(x)):
         if width[i] <= 0 or not np.isfinite(x[i]):
             out[i] = np.nan
-        elif _is_new(x[i], origin[i], width[i], base[i], seen[i], levels):
+        elif _is_new(x[i], origin[i], width[i], lo[i], seen[i], levels):
             out[i] = 1.0
         else:
             out[i] = 0.0
@@ -178,7 +177,7 @@ def _weights(count: np.ndarray, hits: np.ndarray, prior: float, q: np.ndarray) -
 def _observe(
     width: np.ndarray,
     origin: np.ndarray,
-    base: np.ndarray,
+    lo: np.ndarray,
     seen: np.ndarray,
     count: np.ndarray,
     hits: np.ndarray,
@@ -192,7 +191,7 @@ def _observe(
             continue
         d = decade(p[i])
         count[i, d] += 1.0
-        if _is_new(x[i], origin[i], width[i], base[i], seen[i], levels):
+        if _is_new(x[i], origin[i], width[i], lo[i], seen[i], levels):
             hits[i, d] += 1.0
 
 
@@ -203,7 +202,6 @@ def _learn(
     hi: np.ndarray,
     origin: np.ndarray,
     width: np.ndarray,
-    base: np.ndarray,
     seen: np.ndarray,
     x: np.ndarray,
     mask: np.ndarray,
@@ -219,9 +217,9 @@ def _learn(
         n[i] += 1.0
         if n[i] == 1.0:
             lo[i], hi[i] = v, v
-        lo[i] = min(lo[i], v)
-        hi[i] = max(hi[i], v)
         if width[i] <= 0:
+            lo[i] = min(lo[i], v)
+            hi[i] = max(hi[i], v)
             if n[i] < warm:
                 continue
             # The first grid: the first values' range is visited, every cell of it.
@@ -230,8 +228,9 @@ def _learn(
             width[i] = span / split if span > 0 else max(abs(lo[i]), 1.0) * FLAT_WIDTH
             top = min(_cell(hi[i], origin[i], width[i]), levels - 1.0)
             seen[i] = float((1 << (int(top) + 1)) - 1)
-            base[i] = 0.0
-        bits, b = int(seen[i]), int(base[i])
+        bits, b = int(seen[i]), int(_cell(lo[i], origin[i], width[i]))  # b: the cell of bit 0
+        lo[i] = min(lo[i], v)
+        hi[i] = max(hi[i], v)
         # Double the width until the all-time range fits: cell k becomes floor(k / 2), so the
         # map merges exactly (floor(floor(y) / 2) == floor(y / 2)).
         while _cell(hi[i], origin[i], width[i]) - _cell(lo[i], origin[i], width[i]) > levels - 1:
@@ -248,4 +247,3 @@ def _learn(
             b = low
         bits |= 1 << (int(_cell(v, origin[i], width[i])) - b)
         seen[i] = float(bits & full)
-        base[i] = float(b)

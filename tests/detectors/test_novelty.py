@@ -45,7 +45,7 @@ def test_the_map_is_every_cell_visited_through_doublings_and_new_lows() -> None:
         checked += 1
     first_width = (values[:100].max() - values[:100].min()) / det.split
     assert float(st["width"][0]) >= 3.99 * first_width  # it doubled at least twice
-    assert float(st["base"][0]) < 0  # the walk went below its first range
+    assert float(st["lo"][0]) < float(st["origin"][0])  # the walk went below its first range
     assert checked > 50
 
 

@@ -551,8 +551,8 @@ class Scorer:
             if cfg.learn_gate:
                 anomalous = (out["p_rec"][t] <= cfg.target_fap) & ~out["warming"][t]
                 learn &= ~anomalous[series_source]
-            if weigher is not None:  # before its learn, which moves its map
-                weigher.observe(det_states[rarity], x, p_pre, learn)
+            if weigher is not None:  # what it said of each value, under the value's p
+                weigher.observe(det_states[rarity], stats[rarity], p_pre, learn)
             for d, det in enumerate(self.suite):
                 mask = runs_on[d] if d < len(runs_on) else None
                 det.learn(det_states[d], x, ts, learn if mask is None else learn & mask)

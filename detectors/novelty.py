@@ -34,7 +34,8 @@ exactly) and two counts per decade, about 500 bytes of JSON.
 [1.0, 1.0, 1.0]
 >>> p = np.array([0.05])  # the other detectors' p for 300 values in decade (0.01, 0.1]
 >>> for v in np.linspace(-0.9, 0.9, 297).tolist() + [1.5, 1.7, 1.9]:  # three of them new
-...     det.observe(st, np.array([v]), p, np.ones(1, bool))
+...     new = det.raw(st, np.array([v]), np.zeros(1)).stat
+...     det.observe(st, new, p, np.ones(1, bool))
 ...     det.learn(st, np.array([v]), np.zeros(1), np.ones(1, bool))
 >>> [round(q, 4) for q in det.weights(st)[0, :3].tolist()]  # (3 + 1) / (300 + 1) in its decade
 [1.0, 0.0133, 1.0]
@@ -113,11 +114,10 @@ class Novelty:
         _weights(st["count"], st["hits"], self.prior, q)
         return q
 
-    def observe(self, st: State, x: np.ndarray, p: np.ndarray, mask: np.ndarray) -> None:
+    def observe(self, st: State, new: np.ndarray, p: np.ndarray, mask: np.ndarray) -> None:
         """Count each value under the decade of `p`, the signal's p from the other detectors,
-        and whether it was new; before `learn`, which moves the map."""
-        fields = (st["width"], st["origin"], st["lo"], st["seen"], st["count"], st["hits"])
-        _observe(*fields, x, p, mask, self.levels)
+        and whether it was new (`new`: what `raw` said, NaN = no map yet, not counted)."""
+        _observe(st["count"], st["hits"], new, p, mask)
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
         fields = (st["n"], st["lo"], st["hi"], st["origin"], st["width"], st["seen"])
@@ -175,24 +175,13 @@ def _weights(count: np.ndarray, hits: np.ndarray, prior: float, q: np.ndarray) -
 
 @kernel
 def _observe(
-    width: np.ndarray,
-    origin: np.ndarray,
-    lo: np.ndarray,
-    seen: np.ndarray,
-    count: np.ndarray,
-    hits: np.ndarray,
-    x: np.ndarray,
-    p: np.ndarray,
-    mask: np.ndarray,
-    levels: int,
+    count: np.ndarray, hits: np.ndarray, new: np.ndarray, p: np.ndarray, mask: np.ndarray
 ) -> None:
-    for i in range(len(x)):
-        if not mask[i] or width[i] <= 0 or not np.isfinite(x[i]):
-            continue
-        d = decade(p[i])
-        count[i, d] += 1.0
-        if _is_new(x[i], origin[i], width[i], lo[i], seen[i], levels):
-            hits[i, d] += 1.0
+    for i in range(len(new)):
+        if mask[i] and np.isfinite(new[i]):
+            d = decade(p[i])
+            count[i, d] += 1.0
+            hits[i, d] += new[i]
 
 
 @kernel

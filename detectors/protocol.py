@@ -77,8 +77,9 @@ class Rarity(Detector, Protocol):
         """q per series and decade of p (series x decades)."""
         ...
 
-    def observe(self, st: State, x: np.ndarray, p: np.ndarray, mask: np.ndarray) -> None:
-        """Count the values under the decade of their signal's p, before `learn`."""
+    def observe(self, st: State, new: np.ndarray, p: np.ndarray, mask: np.ndarray) -> None:
+        """Count the values under the decade of their signal's p, and how many were new
+        (`new`: its own statistic for them)."""
         ...
 
 

@@ -61,8 +61,9 @@ def test_q_is_the_share_of_new_values_among_those_with_a_p_of_the_same_decade() 
     stats = []
     for v, p in zip(values, ps, strict=True):
         x = np.array([v])
-        stats.append(float(det.raw(st, x, np.zeros(1)).stat[0]))
-        det.observe(st, x, np.array([p]), np.ones(1, bool))
+        stat = det.raw(st, x, np.zeros(1)).stat
+        stats.append(float(stat[0]))
+        det.observe(st, stat, np.array([p]), np.ones(1, bool))
         det.learn(st, x, np.zeros(1), np.ones(1, bool))
     assert all(np.isnan(stats[: det.warm - 1]))  # no grid before the first values
     judged = np.arange(3000) >= det.warm
@@ -134,11 +135,11 @@ def weighed_alarms(draw, level: float, n: int = 100, steps: int = 12000) -> floa
     alarms = 0
     for k in range(steps):
         x, p = draw(rng, n)
-        new = det.raw(st, x, np.zeros(n)).stat == 1.0
+        stat = det.raw(st, x, np.zeros(n)).stat
         q = det.weights(st)[np.arange(n), [decade(v) for v in p]]
         if k >= 4000:
-            alarms += int((np.where(new, p * q, p) <= level).sum())
-        det.observe(st, x, p, np.ones(n, bool))
+            alarms += int((np.where(stat == 1.0, p * q, p) <= level).sum())
+        det.observe(st, stat, p, np.ones(n, bool))
         det.learn(st, x, np.zeros(n), np.ones(n, bool))
     return alarms / (n * (steps - 4000))
 

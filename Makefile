@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "anomstream needs Python >= 3.11, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train,embedded]"
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install anomstream with its dev and training tools
@@ -25,9 +25,10 @@ install: $(STAMP) ## create .venv and install anomstream with its dev and traini
 demo: $(STAMP) ## embedded broker + worker + synthetic plant with injected anomalies (60 s)
 	$(BIN)/anomstream demo
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, mypy and the import contract (pyproject.toml, [tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint test-unit test-tansu test-kafka ## lint, unit tier, integration on Tansu, then on Apache Kafka
 
@@ -38,7 +39,7 @@ test-tansu: $(STAMP) ## integration and reliability tiers on the embedded Tansu 
 	ANOMSTREAM_TEST_BROKER=tansu $(PYTEST) -q -m "integration or reliability" --timeout=$(TEST_TIMEOUT) tests
 
 test-kafka: $(STAMP) ## integration and reliability tiers on Apache Kafka (KRaft), if java 17+ and mvn exist
-	@if reason=$$($(BIN)/python -m streams.brokers check 2>&1); then \
+	@if reason=$$($(BIN)/python -m harness.brokers check 2>&1); then \
 		echo "Kafka lane: $$reason"; \
 		$(MAKE) --no-print-directory kafka && \
 		ANOMSTREAM_TEST_BROKER=kafka $(PYTEST) -q -m "integration or reliability" --timeout=$(TEST_TIMEOUT) tests; \
@@ -49,7 +50,7 @@ test-kafka: $(STAMP) ## integration and reliability tiers on Apache Kafka (KRaft
 	fi
 
 kafka: $(STAMP) ## fetch Apache Kafka's jars from Maven Central into the cache (once)
-	$(BIN)/python -m streams.brokers fetch
+	$(BIN)/python -m harness.brokers fetch
 
 bench: bench-nab bench-skab bench-throughput bench-memory ## all benchmarks
 

@@ -21,9 +21,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from bench.throughput import count_outputs, create, load
-from streams.brokers import broker_from_spec, free_port
+from harness.brokers import broker_from_spec, free_port
+from harness.workerproc import WorkerProcess, worker_env
 from streams.topics import changelog_topic
-from streams.workerproc import WorkerProcess, worker_env
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory.json"
 

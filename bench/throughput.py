@@ -50,8 +50,8 @@ from rich.table import Table
 from bench import pyspy
 from bench.children import PythonChild, cpu_seconds
 from bench.latency import Latency, Message, measure_latency
-from streams.brokers import broker_from_spec, free_port
-from streams.workerproc import WorkerProcess, worker_env
+from harness.brokers import broker_from_spec, free_port
+from harness.workerproc import WorkerProcess, worker_env
 
 RESULTS = Path(__file__).resolve().parent / "results" / "throughput.json"
 SIGNALS = 8
@@ -442,7 +442,7 @@ def _ratio(r: dict[str, Any], base: dict[str, Any] | None) -> str:
 
 def bench_model(workdir: Path) -> Path:
     """A models folder with an autoencoder for the workload's signals (trained now, ~10 s)."""
-    from streams.csvdata import read_table
+    from detectors.csvdata import read_table
     from training.train import TrainOptions, train
 
     rng = np.random.default_rng(7)

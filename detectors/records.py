@@ -27,3 +27,12 @@ class Record:
     """Event time as given (RFC 3339), echoed in the outputs."""
     signals: dict[str, float | None]
     origin: Origin | None = None
+
+
+class Invalid(ValueError):
+    """Why a message or record cannot be scored: a short `reason` (a metric label) and a detail."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -7,19 +7,16 @@ good and bad records and requires them to agree. Pure code: no Kafka here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from detectors.records import Origin, Record
+from detectors.records import Invalid, Origin, Record
+from detectors.timestamps import parse_ts
 
 MAX_VALUE = 1e15
 """Signal values beyond this are rejected: their squares would lose all precision."""
-TS_MIN, TS_MAX = 0.0, 4102444800.0
-"""Event times between 1970-01-01 and 2100-01-01: anything else is a unit or clock error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +28,6 @@ class Limits:
     max_name_length: int = 200
 
 
-class Invalid(ValueError):
-    """Why a message or record cannot be scored: a short `reason` (a metric label) and a detail."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
 @dataclass(frozen=True, slots=True)
 class BadRecord:
     """One element of an array message that failed; the rest of the array is still scored."""
@@ -47,55 +35,6 @@ class BadRecord:
     index: int
     element: Any
     error: Invalid
-
-
-def parse_ts(value: Any) -> tuple[float, str]:
-    """Epoch seconds and the text to echo; RFC 3339 strings or epoch numbers (naive = UTC)."""
-    if type(value) is str:
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise Invalid("bad_ts", f"ts {value[:40]!r} is not an RFC 3339 time") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = moment.timestamp()
-        text = value
-    elif type(value) is float or type(value) is int:
-        seconds = float(value)
-        text = ""
-    elif value is None:
-        raise Invalid("missing_ts", "record has no ts")
-    else:
-        raise Invalid("bad_ts", f"ts must be a string or a number, got {type(value).__name__}")
-    if not TS_MIN <= seconds <= TS_MAX:
-        raise Invalid("bad_ts", f"ts {value!r} is outside 1970..2100")
-    if not text:
-        text = epoch_text(seconds)
-    return seconds, text
-
-
-_MINUTES: dict[int, str] = {}
-"""Minute since the epoch -> its RFC 3339 text up to the seconds: records of a stream share
-their minute, and formatting the date and time was a twentieth of the worker's time."""
-
-
-def epoch_text(seconds: float) -> str:
-    """`datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")` with `Z`:
-    the same rounding (to the microsecond, half to even; then milliseconds truncated)."""
-    frac, whole = math.modf(seconds)
-    us = round(frac * 1e6)
-    second = int(whole)
-    if us >= 1_000_000:
-        second, us = second + 1, us - 1_000_000
-    minute, sec = divmod(second, 60)
-    prefix = _MINUTES.get(minute)
-    if prefix is None:
-        if len(_MINUTES) >= 4096:
-            _MINUTES.clear()
-        prefix = _MINUTES[minute] = datetime.fromtimestamp(minute * 60, UTC).strftime(
-            "%Y-%m-%dT%H:%M:"
-        )
-    return f"{prefix}{sec:02d}.{us // 1000:03d}Z"
 
 
 def to_record(obj: Any, origin: Origin | None, limits: Limits) -> Record:

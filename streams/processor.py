@@ -24,10 +24,10 @@ import orjson
 from detectors.engine import Scorer
 from detectors.fusion import severity
 from detectors.messages import anomaly_event, score_message
-from detectors.records import Origin, Record
+from detectors.records import Invalid, Origin, Record
 from detectors.results import Scored
 from detectors.source_state import SourceState
-from streams.codec import Invalid, Limits, decode
+from streams.codec import Limits, decode
 from streams.metrics import Metrics
 from streams.topics import TopicPlan
 

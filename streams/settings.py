@@ -1,6 +1,6 @@
 """One frozen settings object for the whole runtime, built from env (`ANOMSTREAM_*`) and a file.
 
-Nothing below `streams.cli` reads `os.environ`: the settings are built once and passed down.
+Nothing below `anomstream.cli` reads `os.environ`: the settings are built once and passed down.
 The config file (TOML, `--config` or `ANOMSTREAM_CONFIG`) uses the same names, lower-case,
 without the prefix; the environment wins over the file.
 """

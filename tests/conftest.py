@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.brokers import KAFKA_VERSION, TANSU_VERSION
+from harness.brokers import KAFKA_VERSION, TANSU_VERSION
 from tests.coupled import coupled, write_csv
 
 MODEL_WINDOW = 16
@@ -25,7 +25,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Tests that only serve it (detectors, streams) never import TensorFlow themselves.
     """
-    from streams.csvdata import read_table
+    from detectors.csvdata import read_table
     from training.train import TrainOptions, train
 
     root = tmp_path_factory.mktemp("models")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.brokers import KAFKA_VERSION
+from harness.brokers import KAFKA_VERSION
 from streams.metrics import Metrics
 from streams.settings import ENV_PREFIX, Settings
 from streams.topics import changelog_topic
@@ -89,7 +89,10 @@ def test_services_files_ports_and_health_agree() -> None:
 
 def test_dockerfile_serving_stage_has_no_tensorflow() -> None:
     serve, _, train = DOCKERFILE.partition(" AS train")
-    assert "[train]" not in serve and "[train]" in train
+    extras = re.compile(r"\.\[([a-z,]+)\]")
+    assert all("train" not in found.split(",") for found in extras.findall(serve))
+    assert any("train" in found.split(",") for found in extras.findall(train))
+    assert "COPY training" not in serve and "COPY training" in train
     assert "HEALTHCHECK" in serve and "/healthz" in serve and "USER anomstream" in serve
     for copied in re.findall(r"^COPY (\S+)", DOCKERFILE, flags=re.M):
         assert (ROOT / copied).exists(), copied

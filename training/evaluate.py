@@ -15,10 +15,10 @@ import numpy as np
 import orjson
 
 from detectors.autoencoder import OnnxAutoencoder, sequence_scores
+from detectors.csvdata import Table
 from detectors.engine import ScoringConfig
 from detectors.offline import score_records, scorer_for
 from detectors.results import Scored
-from streams.csvdata import Table
 from training import metrics, plots
 
 

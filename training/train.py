@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 
 from detectors.autoencoder import OnnxAutoencoder, ewma, sequence_scores, sliding
+from detectors.csvdata import Table
 from detectors.model_spec import (
     MODEL_FILE,
     SPEC_FILE,
@@ -36,7 +37,6 @@ from detectors.model_spec import (
     ModelSpec,
     Scoring,
 )
-from streams.csvdata import Table
 from training import metrics, plots
 from training import model as nets
 

@@ -23,11 +23,11 @@ from rich.table import Table as RichTable
 
 from bench.datasets import bench_root
 from detectors.autoencoder import OnnxAutoencoder
+from detectors.csvdata import Table, read_table
 from detectors.engine import ScoringConfig
 from detectors.offline import score_records, scorer_for
 from detectors.records import Record
 from detectors.source_state import SourceState
-from streams.csvdata import Table, read_table
 from training.metrics import Confusion, confusion
 
 TRAIN_ROWS = 400

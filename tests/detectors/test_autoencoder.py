@@ -193,7 +193,7 @@ def test_calibration_reads_tail_probabilities_beyond_the_sample() -> None:
 
 def test_serving_never_imports_tensorflow() -> None:
     code = (
-        "import sys; import streams.app, streams.cli, detectors.offline, training.evaluate; "
+        "import sys; import streams.app, anomstream.cli, detectors.offline, training.evaluate; "
         "bad = [m for m in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules]; "
         "print(*bad); sys.exit(1 if bad else 0)"
     )

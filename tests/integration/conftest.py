@@ -19,10 +19,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.brokers import Broker, broker_from_spec, free_port
+from harness.brokers import Broker, broker_from_spec, free_port
+from harness.workerproc import WorkerProcess, worker_env
 from streams.settings import Settings, load_settings
 from streams.topics import ensure_topics
-from streams.workerproc import WorkerProcess, worker_env
 
 SPEC = os.environ.get("ANOMSTREAM_TEST_BROKER", "tansu")
 _names = itertools.count()

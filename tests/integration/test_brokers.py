@@ -19,8 +19,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams import brokers
-from streams.brokers import (
+from harness import brokers
+from harness.brokers import (
     Broker,
     BrokerError,
     ExternalBroker,
@@ -301,7 +301,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     """Without java/mvn on PATH the CLI says why in one line and exits 1, no traceback."""
     env = dict(os.environ, PATH=str(tmp_path), ANOMSTREAM_CACHE=str(tmp_path / "cache"))
     out = subprocess.run(
-        [sys.executable, "-m", "streams.brokers", "fetch"],
+        [sys.executable, "-m", "harness.brokers", "fetch"],
         capture_output=True,
         text=True,
         cwd=REPO,

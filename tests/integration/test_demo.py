@@ -23,7 +23,7 @@ def test_demo_scores_every_record_and_catches_the_injected_anomalies(tmp_path: P
         [
             sys.executable,
             "-m",
-            "streams",
+            "anomstream",
             "demo",
             "--duration",
             "30",

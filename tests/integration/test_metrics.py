@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.brokers import free_port, stop_process
-from streams.workerproc import metric_value, metrics_text
+from harness.brokers import free_port, stop_process
+from harness.workerproc import metric_value, metrics_text
 from tests.integration.conftest import dumps
 
 pytestmark = pytest.mark.integration

@@ -183,7 +183,7 @@ def test_replay_a_csv_and_tail_the_scores(lane, tmp_path) -> None:
     data.write_text("\n".join(lines) + "\n")
     env = {**os.environ, **run.env("cli")}
     replay = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [sys.executable, "-m", "streams", "replay", str(data), "--rate", "0"],
+        [sys.executable, "-m", "anomstream", "replay", str(data), "--rate", "0"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -199,7 +199,7 @@ def test_replay_a_csv_and_tail_the_scores(lane, tmp_path) -> None:
         [
             sys.executable,
             "-m",
-            "streams",
+            "anomstream",
             "tail",
             "--topic",
             "scores",

@@ -18,7 +18,7 @@ import pytest
 
 from detectors.engine import Scorer, ScoringConfig
 from detectors.records import Record
-from streams.codec import parse_ts
+from detectors.timestamps import parse_ts
 from tests.integration.conftest import dumps
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]

@@ -246,7 +246,7 @@ def test_late_out_of_order_and_duplicate_records_are_scored_flagged_and_not_lear
 
 def test_a_worker_started_before_its_broker_waits_then_works(broker_kind, tmp_path) -> None:
     """Its own broker on a fixed port, started 6 s after the worker."""
-    from streams.brokers import KafkaBroker, TansuBroker, free_port
+    from harness.brokers import KafkaBroker, TansuBroker, free_port
     from tests.integration.conftest import Lane
 
     if broker_kind not in {"kafka", "tansu"}:

@@ -18,17 +18,17 @@ from typing import Any
 import orjson
 import pytest
 
+from anomstream.warmup import warm_states
+from detectors.csvdata import read_table
 from detectors.engine import Scorer
 from detectors.offline import score_records
 from detectors.records import Record
-from streams.csvdata import read_table
 from streams.scoring import build_scorer
 from streams.topics import changelog_topic
-from streams.warmup import warm_states
+from tests.anomstream.test_cli import anomstream
+from tests.anomstream.test_warmup import PER_DAY, daily_csv
 from tests.integration.conftest import Lane, dumps
 from tests.integration.test_recovery import TANSU_DEFECT
-from tests.streams.test_cli import anomstream
-from tests.streams.test_warmup import PER_DAY, daily_csv
 
 pytestmark = pytest.mark.integration
 

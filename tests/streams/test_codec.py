@@ -7,8 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.records import Origin
-from streams.codec import Invalid, Limits, decode, epoch_text, parse_ts, to_record
+from detectors.records import Invalid, Origin
+from detectors.timestamps import epoch_text, parse_ts
+from streams.codec import Limits, decode, to_record
 from tests.schemas import record_validator
 
 LIMITS = Limits(max_message_bytes=4096, max_signals=5, max_name_length=20)

@@ -12,10 +12,10 @@ import orjson
 import pytest
 
 from detectors.autoencoder import OnnxAutoencoder
+from detectors.csvdata import read_table
 from detectors.model_spec import Scoring
-from streams.csvdata import read_table
+from tests.anomstream.test_cli import anomstream
 from tests.coupled import coupled, write_csv, zero_crossing
-from tests.streams.test_cli import anomstream
 from training import model as nets
 from training.train import TrainError, TrainOptions, train
 

@@ -1,6 +1,6 @@
 """A worker in a child process: for the demo, the integration tests and the benchmarks.
 
-Started as `python -m streams worker` with its settings in `ANOMSTREAM_*` variables, logging to a
+Started as `python -m anomstream worker` with its settings in `ANOMSTREAM_*` variables, logging to a
 file, ready when its metrics endpoint says `anomstream_ready 1`, stopped by pid (SIGTERM, then
 SIGKILL after a timeout) or killed outright for crash tests.
 """
@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from streams.brokers import StartStop, spawn_logged, stop_process, tail_lines
+from harness.brokers import StartStop, spawn_logged, stop_process, tail_lines
 
 
 class WorkerError(RuntimeError):
@@ -64,7 +64,7 @@ class WorkerProcess(StartStop):
         return None if self._proc is None else self._proc.poll()
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "streams", "worker"]
+        cmd = [sys.executable, "-m", "anomstream", "worker"]
         self._proc = spawn_logged(cmd, self.log_path, self.env)
 
     def wait_ready(self, timeout: float = 90.0) -> float:

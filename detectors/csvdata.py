@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.records import Record
-from streams.codec import Invalid, parse_ts
+from detectors.records import Invalid, Record
+from detectors.timestamps import parse_ts
 
 TIME_COLUMNS = ("timestamp", "ts", "time", "datetime", "date")
 SOURCE_COLUMNS = ("source", "source_id", "device", "id")

@@ -25,14 +25,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from streams.brokers import TansuBroker, free_port
+from anomstream.demo_model import demo_model
+from anomstream.plant import Plant, iso, judge
+from anomstream.tail import format_event
+from harness.brokers import TansuBroker, free_port
+from harness.workerproc import WorkerProcess, worker_env
 from streams.clients import start_consumer, start_producer
-from streams.demo_model import demo_model
-from streams.plant import Plant, iso, judge
 from streams.settings import Settings, load_settings
-from streams.tail import format_event
 from streams.topics import ensure_topics
-from streams.workerproc import WorkerProcess, worker_env
 
 MALFORMED = (
     b'{"source": "pump-1", "ts": ',  # truncated JSON
@@ -291,7 +291,7 @@ def _found_by(inj: Any, events: list[dict[str, Any]], started: float) -> list[st
 
 
 def _epoch(ts_text: str) -> float:
-    from streams.codec import parse_ts
+    from detectors.timestamps import parse_ts
 
     return parse_ts(ts_text)[0]
 

@@ -27,15 +27,16 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from rich.table import Table
 
+from anomstream.cli_models import load_csv
+from detectors.csvdata import TIME_COLUMNS, layout
 from detectors.engine import Scorer
 from detectors.offline import score_records
-from detectors.records import Origin, Record
+from detectors.records import Invalid, Origin, Record
 from detectors.seasonal import Seasonal, describe
 from detectors.source_state import SourceState
-from streams.cli_models import load_csv
+from detectors.timestamps import parse_ts
 from streams.clients import start_consumer, start_producer
-from streams.codec import Invalid, Limits, decode, parse_ts
-from streams.csvdata import TIME_COLUMNS, layout
+from streams.codec import Limits, decode
 from streams.settings import Settings
 from streams.topics import (
     DLQ_MAX_MESSAGE_BYTES,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 
+from detectors.csvdata import layout, rows
 from streams.clients import start_producer
-from streams.csvdata import layout, rows
 from streams.settings import Settings
 
 

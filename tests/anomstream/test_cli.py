@@ -14,7 +14,7 @@ def anomstream(
 ) -> subprocess.CompletedProcess[str]:
     """The command as a user runs it (its own process): exit code, stdout, stderr."""
     return subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [sys.executable, "-m", "streams", *args],
+        [sys.executable, "-m", "anomstream", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -52,7 +52,7 @@ def test_user_errors_are_one_line(args: list[str], needle: str) -> None:
 def test_replay_names_the_bad_line(tmp_path: Path) -> None:
     data = tmp_path / "d.csv"
     data.write_text("timestamp,temp\n2026-11-24T10:00:00Z,1.5\n2026-11-24T10:00:01Z,hot\n")
-    from streams.csvdata import CsvError, layout, rows
+    from detectors.csvdata import CsvError, layout, rows
 
     spec = layout(data)
     with pytest.raises(CsvError, match=r"d.csv:3: column 'temp': 'hot' is not a number"):

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from anomstream.cli_models import csv_options, detect, evaluate, train
+from detectors.csvdata import CsvError
 from detectors.model_spec import ModelError
-from streams.brokers import BrokerError
-from streams.cli_models import csv_options, detect, evaluate, train
-from streams.csvdata import CsvError
+from harness.brokers import BrokerError
 from streams.settings import Settings, SettingsError, load_settings
 from streams.topics import BrokerUnavailable
 
@@ -89,7 +89,7 @@ def broker(port: int, kind: str, workdir: Path) -> None:
     """Run a local Kafka-compatible broker until Ctrl-C."""
     import time
 
-    from streams.brokers import KafkaBroker, TansuBroker
+    from harness.brokers import KafkaBroker, TansuBroker
 
     cls = TansuBroker if kind == "tansu" else KafkaBroker
     with cls(workdir, port=port) as running:
@@ -132,7 +132,7 @@ def replay(
     limit: int | None,
 ) -> None:
     """Produce a CSV file into the signals topic at --rate records/s."""
-    from streams.replay import replay as run
+    from anomstream.replay import replay as run
 
     settings = settings_from(config, broker)
     sent = asyncio.run(run(settings, csv_file, rate, source, time_col, source_col, limit))
@@ -162,7 +162,7 @@ def tail(
     as_json: bool,
 ) -> None:
     """Pretty-print anomaly events (or scores, or dead letters) as they arrive."""
-    from streams.tail import tail as run
+    from anomstream.tail import tail as run
 
     settings = settings_from(config, broker)
     asyncio.run(run(settings, what, from_beginning, limit, idle_timeout, as_json))
@@ -196,8 +196,8 @@ def demo(
     no_model: bool,
 ) -> None:
     """Embedded broker + worker + a synthetic plant with injected anomalies; prints a summary."""
-    from streams.demo import Summary, print_summary, run_demo
-    from streams.demo import summary_json as to_json
+    from anomstream.demo import Summary, print_summary, run_demo
+    from anomstream.demo import summary_json as to_json
 
     if duration < 10 or rate < 10:
         raise click.BadParameter("needs --duration >= 10 and --rate >= 10")
@@ -245,7 +245,7 @@ def plant(
     seed: int,
 ) -> None:
     """Stream the demo's synthetic plant (with labelled anomalies) into the signals topic."""
-    from streams.demo import stream_plant
+    from anomstream.demo import stream_plant
 
     if cycle < 10 or rate < 1:
         raise click.BadParameter("needs --cycle >= 10 and --rate >= 1")
@@ -277,8 +277,8 @@ def warmup(
     **reading: Any,
 ) -> None:
     """Score history with the worker's detectors and write the state it restores at start-up."""
+    from anomstream import warmup as warm
     from detectors.models import ModelBook
-    from streams import warmup as warm
     from streams.scoring import build_scorer
 
     if (data is None) == (not from_topic):

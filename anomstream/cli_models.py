@@ -16,8 +16,8 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from detectors.csvdata import Table, read_table
 from detectors.model_spec import ModelError
-from streams.csvdata import Table, read_table
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -10,12 +10,12 @@ import orjson
 import pytest
 
 from detectors.autoencoder import OnnxAutoencoder
+from detectors.csvdata import read_table
 from detectors.engine import ScoringConfig
 from detectors.offline import score_records, scorer_for
-from streams.csvdata import read_table
+from tests.anomstream.test_cli import anomstream
 from tests.coupled import coupled, write_csv, zero_crossing
 from tests.schemas import check
-from tests.streams.test_cli import anomstream
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from anomstream.plant import SIGNALS, Plant, iso
 from detectors.autoencoder import OnnxAutoencoder
 from detectors.model_spec import ModelError
-from streams.plant import SIGNALS, Plant, iso
 
 MODEL_NAME = "plant"
 RECIPE = "plant-v2"
@@ -40,7 +40,7 @@ def demo_model(cache: Path, seed: int, console: Console) -> Path | None:
     except ImportError:
         console.print("[yellow]TensorFlow is not installed: the demo runs without autoencoder[/]")
         return None
-    from streams.csvdata import read_table
+    from detectors.csvdata import read_table
 
     console.print("[dim]training the demo's autoencoder on the plant running normally...[/]")
     plant = Plant(sources=1, rate=100.0, duration=TRAIN_SECONDS, seed=seed + 1000, inject=False)

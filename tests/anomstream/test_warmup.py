@@ -10,21 +10,21 @@ import numpy as np
 import orjson
 import pytest
 
-from detectors.engine import Scorer
-from detectors.messages import score_message
-from detectors.records import Origin, Record
-from detectors.source_state import SourceState
-from streams.csvdata import read_table
-from streams.scoring import build_scorer
-from streams.settings import Settings, load_settings
-from streams.warmup import (
+from anomstream.warmup import (
     WarmupError,
     changelog_partition,
     parse_since,
     seasonal_periods,
     warm_states,
 )
-from tests.streams.test_cli import anomstream
+from detectors.csvdata import read_table
+from detectors.engine import Scorer
+from detectors.messages import score_message
+from detectors.records import Origin, Record
+from detectors.source_state import SourceState
+from streams.scoring import build_scorer
+from streams.settings import Settings, load_settings
+from tests.anomstream.test_cli import anomstream
 
 STEP = 300.0  # 5-minute samples
 PER_DAY = 288

@@ -1,0 +1,5 @@
+"""`python -m anomstream` = the `anomstream` command."""
+
+from anomstream.cli import main
+
+main()

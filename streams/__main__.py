@@ -1,5 +1,0 @@
-"""`python -m streams` = the `anomstream` command."""
-
-from streams.cli import main
-
-main()

@@ -15,13 +15,15 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.throughput import Workload
+from bench.workload import Workload
 from detectors.models import ModelBook
 from streams.codec import Limits
 from streams.metrics import Metrics
-from streams.processor import InMessage, Processor
+from streams.processor import Processor
 from streams.scoring import build_scorer
 from streams.settings import load_settings
+from streams.state import SourceStates
+from streams.structs import InMessage
 from streams.topics import TopicPlan
 
 TOPICS = TopicPlan("signals", "scores", "anomalies", "dlq", "changelog", 4, 1)
@@ -90,13 +92,10 @@ async def run(
     records: int, per_message: int, batch_records: int, warm: int, models: Path | None = None
 ) -> None:
     settings = load_settings()
+    scorer = build_scorer(settings, None if models is None else ModelBook(models))
+    metrics = Metrics()
     proc = Processor(
-        build_scorer(settings, None if models is None else ModelBook(models)),
-        Store(),
-        Sink(),
-        TOPICS,
-        Limits(),
-        Metrics(),
+        scorer, SourceStates(scorer, Store(), metrics), Sink(), TOPICS, Limits(), metrics
     )
     all_batches = batches(records + warm, per_message, batch_records)
     n_warm = max(1, warm // batch_records)
@@ -108,7 +107,7 @@ async def run(
     for b in all_batches[n_warm:]:
         report = await proc.process(b)
         scored += report.scored
-    await proc.flush()
+    await proc.states.flush()
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu
     print(

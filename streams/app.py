@@ -3,8 +3,9 @@
 Thin glue: Faust gives consumer-group membership, partition assignment, table recovery from the
 changelog and offset commits. The agent takes micro-batches of raw events (without Faust acking
 them), checks their offsets are contiguous (`streams.continuity`), hands them to the processor,
-and leaves acking to `streams.checkpoints`, after the state that covers them is saved. Output
-messages go through our own aiokafka producer (acks=all, idempotence a setting).
+and leaves acking to `streams.state`, after the state that covers them is saved. Output
+messages go through our own aiokafka producer (acks=all, idempotence a setting). What this needs
+of Faust beyond its documented API is in `streams.faust_compat`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from aiokafka.partitioner import DefaultPartitioner
 from mode import Service
 
 from detectors.models import ModelBook
-from streams.checkpoints import Checkpoints, report_lag
 from streams.codec import Limits
 from streams.continuity import GapGuard, KafkaOffsets
+from streams.faust_compat import FaustAcker, TableStore, batches
 from streams.metrics import Metrics
 from streams.processor import Processor
 from streams.scoring import build_scorer
 from streams.settings import Settings
+from streams.state import SourceStates
+from streams.structs import Admitted
 from streams.topics import DLQ_MAX_MESSAGE_BYTES, TABLE_NAME, TopicPlan
 
 log = logging.getLogger(__name__)
@@ -116,45 +119,6 @@ class OutputProducer(Service):
         return acks
 
 
-class TableStore:
-    """`StateStore` over a Faust table, writing the changelog partition explicitly.
-
-    `table[key] = v` would pick the changelog partition from Faust's *current event*, which in a
-    micro-batch is just the last one. We write to the partition the source's records came from,
-    which is the partition Faust restores with the input partition after a rebalance.
-    """
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-        self._partition: dict[bytes, int] = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self.table.data.get(key)
-        return value
-
-    def put(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
-        self.table.data[key] = value
-        self._partition[key] = partition
-        fut: Awaitable[Any] = self.table.send_changelog(
-            partition, key, value, key_serializer="raw", value_serializer="raw"
-        )
-        return fut
-
-    def keys(self) -> list[bytes]:
-        return list(self.table.data.keys())
-
-    def delete(self, key: bytes) -> Awaitable[Any]:
-        """Drop the entry and write a tombstone, so the compacted changelog forgets it too."""
-        self.table.data.pop(key, None)
-        # Entries restored from the changelog carry their partition in the memory store.
-        restored = getattr(self.table.data, "_key_partition", {})
-        partition = self._partition.pop(key, restored.get(key, 0))
-        fut: Awaitable[Any] = self.table.send_changelog(
-            partition, key, None, key_serializer="raw", value_serializer="raw"
-        )
-        return fut
-
-
 EXIT_FATAL = 3
 
 
@@ -211,9 +175,12 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     models = ModelBook(settings.models_dir)
     scorer = build_scorer(settings, models)
     scorer.prepare()
+    states = SourceStates(
+        scorer, TableStore(table), metrics, settings.state_flush_interval, settings.source_ttl
+    )
     processor = Processor(
         scorer,
-        TableStore(table),
+        states,
         output,
         topics,
         Limits(settings.max_message_bytes, settings.max_signals, settings.max_name_length),
@@ -229,7 +196,7 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     @app.timer(settings.models_refresh)  # type: ignore[untyped-decorator]
     async def refresh_models() -> None:
         """New or retrained models are swapped in between micro-batches: no record is lost."""
-        async with checkpoints.lock:
+        async with states.lock:
             changed = await asyncio.to_thread(models.refresh)
         if changed:
             publish_models()
@@ -240,7 +207,6 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         metrics.ready.set(1)
 
     guard = GapGuard(KafkaOffsets(settings.bootstrap_servers, settings.app_id))
-    checkpoints = Checkpoints(processor, settings.state_flush_interval, settings.source_ttl)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
@@ -250,24 +216,39 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     async def save_when_idle() -> None:
         """A quiet stream's last records get saved and committed too."""
         try:
-            await checkpoints.tick()
+            await states.tick()
         except Exception:
             fatal("cannot save the detector state; exiting so that a restart replays")
 
     @app.agent(source, name="score")
     async def score(stream: Any) -> None:  # faust.Stream: noack_take is not on StreamT
-        checkpoints.attach(app, stream)
-        # noack_take: Faust's take()/take_events() ack a batch when the generator is closed, also
-        # when the worker stops in the middle of it, so a batch whose state was never saved could
-        # be committed. Here events are acked by `checkpoints`, after the state covering them.
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within):
+        states.acker = FaustAcker(app, stream)
+        async for events in batches(stream, settings.batch_size, settings.batch_within):
             try:
-                async with checkpoints.lock:
+                async with states.lock:
                     admitted = await guard.admit(events)
                     await processor.process(admitted.messages)
-                    await checkpoints.add(admitted)
+                    await states.done(admitted.events, admitted.holes)
                 report_lag(app, metrics, admitted)
             except Exception:  # a bug, or the broker gone past the producer's retries
                 fatal("cannot process a batch; exiting so that a restart replays it")
 
     return app
+
+
+def report_lag(app: faust.App, metrics: Metrics, admitted: Admitted) -> None:
+    """Consumer lag per input partition: the broker's high watermark minus the next offset.
+
+    (Wrong on Tansu, whose high watermarks are too low: see docs/operations.md.)
+    """
+    consumer: Any = app.consumer
+    last: dict[Any, int] = {}
+    for event in admitted.events:
+        tp = event.message.tp
+        last[tp] = max(last.get(tp, -1), event.message.offset)
+    for tp, offset in last.items():
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            metrics.consumer_lag.labels(partition=str(tp.partition)).set(
+                max(highwater - offset - 1, 0)
+            )

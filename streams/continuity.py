@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from streams.processor import InMessage
+from streams.structs import TP, Admitted, InMessage
 
 log = logging.getLogger(__name__)
-
-TP = Any  # faust.types.TP: a (topic, partition) named tuple
 
 
 class Offsets(Protocol):
@@ -41,16 +38,6 @@ class Offsets(Protocol):
     async def fetch(self, tp: TP, start: int, stop: int) -> list[InMessage]:
         """The records stored at offsets [start, stop) of `tp`, in order."""
         ...
-
-
-@dataclass(slots=True)
-class Admitted:
-    """What to score now, which Faust events to ack after, and the holes to report after."""
-
-    messages: list[InMessage] = field(default_factory=list)
-    events: list[Any] = field(default_factory=list)
-    holes: list[tuple[TP, int, int]] = field(default_factory=list)
-    """(tp, first, last) offsets Faust never delivered, now scored or known not to exist."""
 
 
 class GapGuard:

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from streams.continuity import GapGuard
-from streams.processor import InMessage
+from streams.structs import InMessage
 
 
 class TopicPartition(NamedTuple):

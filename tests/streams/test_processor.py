@@ -11,7 +11,9 @@ import orjson
 from detectors.engine import Scorer, ScoringConfig
 from streams.codec import Limits
 from streams.metrics import Metrics
-from streams.processor import InMessage, Processor
+from streams.processor import Processor
+from streams.state import SourceStates
+from streams.structs import InMessage
 from streams.topics import TopicPlan
 from tests.schemas import check
 
@@ -87,7 +89,9 @@ def messages(n: int, start: int = 0) -> list[InMessage]:
 def make() -> tuple[Processor, FakeSink, FakeStore, Log]:
     log = Log()
     sink, store = FakeSink(log), FakeStore(log)
-    proc = Processor(Scorer(ScoringConfig(warmup=20)), store, sink, TOPICS, Limits(), Metrics())
+    scorer, metrics = Scorer(ScoringConfig(warmup=20)), Metrics()
+    states = SourceStates(scorer, store, metrics)
+    proc = Processor(scorer, states, sink, TOPICS, Limits(), metrics)
     return proc, sink, store, log
 
 
@@ -96,7 +100,7 @@ def process(proc: Processor, batch: list[InMessage]) -> Any:
 
     async def both() -> Any:
         report = await proc.process(batch)
-        await proc.flush()
+        await proc.states.flush()
         return report
 
     return asyncio.run(both())
@@ -149,34 +153,11 @@ def test_unflushed_batches_build_on_each_other_and_are_saved_once() -> None:
     async def run() -> None:
         await proc.process(messages(30))
         await proc.process(messages(30, start=30))
-        assert not store.data and proc.dirty == 3
-        assert await proc.flush() == 3
+        assert not store.data and proc.states.dirty == 3
+        assert await proc.states.flush() == 3
 
     asyncio.run(run())
     assert [op for op, _ in log.ops].count("save") == 3
     whole, whole_sink, _, _ = make()
     process(whole, messages(60))
     assert [v for _, _, v, _ in sink.sent] == [v for _, _, v, _ in whole_sink.sent]
-
-
-def test_quiet_sources_are_evicted_after_the_ttl_and_warm_up_again() -> None:
-    proc, _, store, log = make()
-    clock = [1000.0]
-    proc.clock = lambda: clock[0]
-
-    async def run() -> None:
-        await proc.process(messages(30))  # sources s0, s1, s2 at t = 1000
-        await proc.flush()
-        assert await proc.evict(ttl=60.0) == 0
-        clock[0] = 1030.0
-        await proc.process([m for m in messages(3, start=30) if m.key == b"s0"])
-        await proc.flush()
-        clock[0] = 1061.0
-        assert await proc.evict(ttl=60.0) == 2  # s1, s2: no record for 61 s; s0 for 31 s
-        assert sorted(store.data) == [b"s0"]
-        assert proc.metrics.sources._value.get() == 1
-
-    asyncio.run(run())
-    assert [k for op, k in log.ops if op == "delete"] == [b"s1", b"s2"]
-    report = process(proc, [m for m in messages(3, start=33) if m.key == b"s1"])
-    assert report.scored == 1  # s1 is scored again, from a fresh state

@@ -136,7 +136,7 @@ def replay(
 
     settings = settings_from(config, broker)
     sent = asyncio.run(run(settings, csv_file, rate, source, time_col, source_col, limit))
-    click.echo(f"produced {sent} records to {settings.topic_signals}")
+    click.echo(f"produced {sent} records to {settings.kafka.topic_signals}")
 
 
 @cli.command()
@@ -251,7 +251,7 @@ def plant(
         raise click.BadParameter("needs --cycle >= 10 and --rate >= 1")
     settings = settings_from(config, broker)
     sent = asyncio.run(stream_plant(settings, rate, sources, cycle, cycles, seed, Console()))
-    click.echo(f"produced {sent} records to {settings.topic_signals}")
+    click.echo(f"produced {sent} records to {settings.kafka.topic_signals}")
 
 
 @cli.command()
@@ -294,18 +294,18 @@ def warmup(
             history = asyncio.run(warm.records_from_topic(settings, start or 0.0))
             records = history.records
             console.print(
-                f"read {history.messages} messages from {settings.topic_signals}"
+                f"read {history.messages} messages from {settings.kafka.topic_signals}"
                 + (f", skipped {history.dead} malformed" if history.dead else "")
             )
         else:
             records = warm.records_from_csv(data, start, source, reading)
         if not records:
-            where = settings.topic_signals if data is None else data
+            where = settings.kafka.topic_signals if data is None else data
             raise warm.WarmupError(
                 f"no records to warm up from in {where}"
                 + ("" if since is None else f" since {since}")
             )
-        scorer = build_scorer(settings, ModelBook(settings.models_dir))
+        scorer = build_scorer(settings, ModelBook(settings.serving.models_dir))
         warmed = warm.warm_states(scorer, records)
         written = None
         if not dry_run:
@@ -317,7 +317,7 @@ def warmup(
         console.print("dry run: nothing written")
     else:
         console.print(
-            f"wrote {len(written)} source states to {settings.app_id}'s state table. "
+            f"wrote {len(written)} source states to {settings.kafka.app_id}'s state table. "
             "Start (or restart) the worker now: it restores the table only at start-up, and a "
             "running worker that already holds a source would overwrite its warm state."
         )

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from detectors.csvdata import Table, read_table
+from detectors.engine import ScoringConfig
 from detectors.model_spec import ModelError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,7 +96,12 @@ def load_csv(
     show_default=True,
     help="share of rows that train (when --train-rows is not given)",
 )
-@click.option("--target-fap", type=click.FloatRange(1e-9, 0.5), default=1e-3, show_default=True)
+@click.option(
+    "--target-fap",
+    type=click.FloatRange(1e-9, 0.5),
+    default=ScoringConfig().target_fap,
+    show_default=True,
+)
 @click.option("--epochs", type=click.IntRange(1, 10_000), default=60, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -187,14 +193,14 @@ def _model_and_data(
     """The model directory, the CSV and the scoring configuration (`target_fap`: the flag, else
     the model's own)."""
     from detectors.autoencoder import OnnxAutoencoder
-    from detectors.engine import ScoringConfig
 
     try:
         served = OnnxAutoencoder.load(model)
     except ModelError as exc:
         raise click.ClickException(str(exc)) from None
     table = load_csv(data, **reading)
-    config = ScoringConfig(target_fap=target_fap or served.spec.info.get("target_fap", 1e-3))
+    chosen = target_fap or served.spec.info.get("target_fap", ScoringConfig().target_fap)
+    config = ScoringConfig(target_fap=chosen)
     return served, table, config
 
 

@@ -370,7 +370,7 @@ async def stream_plant(
                     f"[dim]cycle {done + 1}: {inj.kind} on {inj.source}/{inj.signal} at "
                     f"{iso(started + inj.start)}[/]"
                 )
-            await _produce(producer, plant, settings.topic_signals, started, state, None)
+            await _produce(producer, plant, settings.kafka.topic_signals, started, state, None)
             done += 1
     finally:
         await producer.stop()

@@ -35,7 +35,7 @@ async def replay(
             record = {"source": row.source, "ts": row.ts_text, "signals": row.signals}
             pending.append(
                 await producer.send(
-                    settings.topic_signals, orjson.dumps(record), key=row.source.encode()
+                    settings.kafka.topic_signals, orjson.dumps(record), key=row.source.encode()
                 )
             )
             sent += 1

@@ -75,9 +75,9 @@ async def tail(
     """Print messages until `limit` messages, `idle_timeout` seconds without any, or Ctrl-C."""
     console = console or Console(highlight=False)
     topic = {
-        "anomalies": settings.topic_anomalies,
-        "scores": settings.topic_scores,
-        "dlq": settings.topic_dlq,
+        "anomalies": settings.kafka.topic_anomalies,
+        "scores": settings.kafka.topic_scores,
+        "dlq": settings.kafka.topic_dlq,
     }[what]
     consumer = await start_consumer(settings, [topic], from_beginning)
     shown = 0

@@ -176,7 +176,7 @@ async def write_states(
     Creates the topics first (as the worker does): the changelog needs the input topic's
     partition count. Returns the partition each source went to.
     """
-    plan = await ensure_topics(settings, wait=settings.startup_wait)
+    plan = await ensure_topics(settings, wait=settings.kafka.startup_wait)
     producer = await start_producer(
         settings, max_request_size=DLQ_MAX_MESSAGE_BYTES + 65_536, linger_ms=20
     )
@@ -209,9 +209,9 @@ async def records_from_topic(
     to the worker); otherwise read until no message came for `idle` seconds. With `until_end`,
     `idle` seconds without progress before the end is an error.
     """
-    topic = settings.topic_signals
-    limits = Limits(settings.max_message_bytes, settings.max_signals, settings.max_name_length)
-    fetch = max(4 * settings.max_message_bytes, 1_048_576)
+    topic = settings.kafka.topic_signals
+    limits = settings.limits.limits()
+    fetch = max(4 * settings.limits.max_message_bytes, 1_048_576)
     consumer = await start_consumer(
         settings, [], True, max_partition_fetch_bytes=fetch, fetch_max_bytes=fetch
     )
@@ -257,7 +257,7 @@ async def records_from_topic(
 async def _partitions(settings: Settings, topic: str) -> list[int]:
     """The topic's partition numbers, from metadata of all topics: asking for one topic by name
     would make a broker that auto-creates topics create it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
     try:
         with quiet_kafka_client():
             await admin.start()
@@ -267,7 +267,7 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
     for entry in described:
         if entry["topic"] == topic and entry.get("error_code", 0) == 0 and entry["partitions"]:
             return sorted(p["partition"] for p in entry["partitions"])
-    raise WarmupError(f"topic {topic} not found at {settings.bootstrap_servers}")
+    raise WarmupError(f"topic {topic} not found at {settings.kafka.bootstrap_servers}")
 
 
 def _decode_into(history: History, value: bytes | None, origin: Origin, limits: Limits) -> None:

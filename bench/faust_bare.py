@@ -30,19 +30,19 @@ def build_app(
     worker = load_settings(environ={}, broker=bootstrap)  # the worker's defaults
     app = faust.App(
         app_id,
-        broker=worker.broker,
+        broker=worker.kafka.broker,
         datadir=str(datadir),
         web_enabled=False,
         topic_partitions=parts,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
-        consumer_max_fetch_size=max(4 * worker.max_message_bytes, 1_048_576),
+        consumer_max_fetch_size=max(4 * worker.limits.max_message_bytes, 1_048_576),
         broker_session_timeout=10,
         broker_heartbeat_interval=1,
         broker_rebalance_timeout=5,
-        broker_commit_interval=worker.broker_commit_interval,
+        broker_commit_interval=worker.kafka.broker_commit_interval,
         producer_acks=-1,
-        producer_linger_ms=worker.producer_linger_ms,
+        producer_linger_ms=worker.kafka.producer_linger_ms,
         producer_max_batch_size=1_048_576,  # as the worker's output producer
         stream_wait_empty=True,
     )

@@ -22,7 +22,6 @@ from aiokafka.partitioner import DefaultPartitioner
 from mode import Service
 
 from detectors.models import ModelBook
-from streams.codec import Limits
 from streams.continuity import GapGuard, KafkaOffsets
 from streams.faust_compat import FaustAcker, TableStore, batches
 from streams.metrics import Metrics
@@ -54,13 +53,13 @@ class OutputProducer(Service):
     async def on_start(self) -> None:
         s = self._settings
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap_servers,
+            bootstrap_servers=s.kafka.bootstrap_servers,
             acks="all",
-            enable_idempotence=s.producer_idempotence,
-            linger_ms=s.producer_linger_ms,
+            enable_idempotence=s.kafka.producer_idempotence,
+            linger_ms=s.kafka.producer_linger_ms,
             max_batch_size=1_048_576,
             max_request_size=DLQ_MAX_MESSAGE_BYTES + 65_536,
-            client_id=f"{s.app_id}-output",
+            client_id=f"{s.kafka.app_id}-output",
         )
         await self._producer.start()
         self._ready.set()
@@ -136,24 +135,24 @@ def fatal(message: str) -> NoReturn:
 
 def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.App:
     """The Faust app for these settings; `topics` carries the input topic's real partitions."""
-    os.makedirs(settings.data_dir, exist_ok=True)
+    os.makedirs(settings.state.data_dir, exist_ok=True)
     app = faust.App(
-        settings.app_id,
-        broker=settings.broker,
-        datadir=str(settings.data_dir),
+        settings.kafka.app_id,
+        broker=settings.kafka.broker,
+        datadir=str(settings.state.data_dir),
         web_enabled=False,
         topic_partitions=topics.partitions,
         topic_replication_factor=topics.replication,
         consumer_auto_offset_reset="earliest",
         # Fetch whole messages well beyond the size limit, so an oversized one is read and
         # dead-lettered instead of stalling its partition.
-        consumer_max_fetch_size=max(4 * settings.max_message_bytes, 1_048_576),
-        broker_session_timeout=settings.broker_session_timeout,
-        broker_heartbeat_interval=settings.broker_heartbeat_interval,
-        broker_rebalance_timeout=settings.broker_rebalance_timeout,
-        broker_commit_interval=settings.broker_commit_interval,
+        consumer_max_fetch_size=max(4 * settings.limits.max_message_bytes, 1_048_576),
+        broker_session_timeout=settings.kafka.broker_session_timeout,
+        broker_heartbeat_interval=settings.kafka.broker_heartbeat_interval,
+        broker_rebalance_timeout=settings.kafka.broker_rebalance_timeout,
+        broker_commit_interval=settings.kafka.broker_commit_interval,
         producer_acks=-1,
-        producer_linger_ms=settings.producer_linger_ms,
+        producer_linger_ms=settings.kafka.producer_linger_ms,
         stream_wait_empty=True,
     )
     source = app.topic(
@@ -172,28 +171,32 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     )
     output = OutputProducer(settings)
     app.service(output)  # type: ignore[arg-type]
-    models = ModelBook(settings.models_dir)
+    models = ModelBook(settings.serving.models_dir)
     scorer = build_scorer(settings, models)
     scorer.prepare()
     states = SourceStates(
-        scorer, TableStore(table), metrics, settings.state_flush_interval, settings.source_ttl
+        scorer,
+        TableStore(table),
+        metrics,
+        settings.state.state_flush_interval,
+        settings.state.source_ttl,
     )
     processor = Processor(
         scorer,
         states,
         output,
         topics,
-        Limits(settings.max_message_bytes, settings.max_signals, settings.max_name_length),
+        settings.limits.limits(),
         metrics,
     )
-    metrics.threshold.set(settings.threshold)
+    metrics.threshold.set(settings.scoring.threshold)
 
     def publish_models() -> None:
         metrics.set_models([(m.spec.name, m.spec.version) for m in models.models.values()])
 
     publish_models()
 
-    @app.timer(settings.models_refresh)  # type: ignore[untyped-decorator]
+    @app.timer(settings.serving.models_refresh)  # type: ignore[untyped-decorator]
     async def refresh_models() -> None:
         """New or retrained models are swapped in between micro-batches: no record is lost."""
         async with states.lock:
@@ -206,13 +209,13 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         """Faust starts app tasks after table recovery finished."""
         metrics.ready.set(1)
 
-    guard = GapGuard(KafkaOffsets(settings.bootstrap_servers, settings.app_id))
+    guard = GapGuard(KafkaOffsets(settings.kafka.bootstrap_servers, settings.kafka.app_id))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         guard.forget(list(revoked))
 
-    @app.timer(settings.state_flush_interval)  # type: ignore[untyped-decorator]
+    @app.timer(settings.state.state_flush_interval)  # type: ignore[untyped-decorator]
     async def save_when_idle() -> None:
         """A quiet stream's last records get saved and committed too."""
         try:
@@ -223,7 +226,7 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     @app.agent(source, name="score")
     async def score(stream: Any) -> None:  # faust.Stream: noack_take is not on StreamT
         states.acker = FaustAcker(app, stream)
-        async for events in batches(stream, settings.batch_size, settings.batch_within):
+        async for events in batches(stream, settings.kafka.batch_size, settings.kafka.batch_within):
             try:
                 async with states.lock:
                     admitted = await guard.admit(events)

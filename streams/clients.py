@@ -22,7 +22,7 @@ async def _started(client: Client, settings: Settings) -> Client:
     except (KafkaConnectionError, KafkaError, OSError) as exc:
         await client.stop()
         raise BrokerUnavailable(
-            f"cannot reach the Kafka broker at {settings.bootstrap_servers}: "
+            f"cannot reach the Kafka broker at {settings.kafka.bootstrap_servers}: "
             f"{exc or type(exc).__name__}"
         ) from None
     return client
@@ -31,10 +31,10 @@ async def _started(client: Client, settings: Settings) -> Client:
 async def start_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     """A started producer with the worker's delivery settings (acks=all, idempotence setting)."""
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers,
+        "bootstrap_servers": settings.kafka.bootstrap_servers,
         "acks": "all",
-        "enable_idempotence": settings.producer_idempotence,
-        "linger_ms": settings.producer_linger_ms,
+        "enable_idempotence": settings.kafka.producer_idempotence,
+        "linger_ms": settings.kafka.producer_linger_ms,
         **overrides,
     }
     return await _started(AIOKafkaProducer(**options), settings)
@@ -46,7 +46,7 @@ async def start_consumer(
     """A started group-less consumer of `topics`."""
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=settings.bootstrap_servers,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
         group_id=None,

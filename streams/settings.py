@@ -1,34 +1,64 @@
 """One frozen settings object for the whole runtime, built from env (`ANOMSTREAM_*`) and a file.
 
+Grouped by concern (`settings.kafka`, `.scoring`, `.seasonal`, `.limits`, `.state`, `.serving`),
+each group's names flat and unique, so the environment keeps one variable per setting
+(`ANOMSTREAM_TOPIC_SCORES` is `settings.kafka.topic_scores`). Defaults that the library also
+needs (scoring, seasonal, limits) are read from the library's own config classes, and each group
+builds that class (`settings.scoring.config()`): one place per default, nothing copied by hand.
+
 Nothing below `anomstream.cli` reads `os.environ`: the settings are built once and passed down.
 The config file (TOML, `--config` or `ANOMSTREAM_CONFIG`) uses the same names, lower-case,
-without the prefix; the environment wins over the file.
+without the prefix, flat or in a table per group (`[anomstream.kafka]`); the environment wins
+over the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from detectors.clock import LocalClock
+from detectors.engine import ScoringConfig
+from detectors.registry import SuiteOptions
+from streams.codec import Limits
+
 ENV_PREFIX = "ANOMSTREAM_"
+PERIODS = ("day", "week", "samples")
 
 
 class SettingsError(ValueError):
     """A setting or the config file cannot be used; the message is one line for the user."""
 
 
-class Settings(BaseSettings):
-    """Every knob a user can turn. Field names are the env names without the prefix."""
+def default(config: type[Any], name: str) -> Any:
+    """The default of field `name` of the library's dataclass `config`."""
+    found = {f.name: f for f in dataclasses.fields(config)}[name]
+    if found.default_factory is not dataclasses.MISSING:
+        return found.default_factory()
+    return found.default
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
-    # Kafka
+def _split(value: object) -> object:
+    """Env and flags give `a,b,c`; the file gives a list."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Group):
+    """The cluster, the topics, the consumer's micro-batches and group timing."""
+
     broker: str = Field("kafka://localhost:9092", description="bootstrap servers")
     app_id: str = Field("anomstream", description="Faust app id = consumer group")
     topic_signals: str = "signals"
@@ -42,79 +72,85 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=1000,
-        description="0: a micro-batch's outputs already leave as one batch per partition, and "
-        "waiting for more only added latency (measured: p50 at half rate 80 -> 60 ms)",
+        description="0: a micro-batch's outputs already leave as one batch per partition "
+        "(docs/benchmarks.md)",
     )
-
-    # Serving
     startup_wait: float = Field(
         60.0, ge=0.0, description="seconds to wait for the broker at start before giving up"
     )
-    metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables the endpoint")
-    metrics_sources: list[str] = Field(
-        default_factory=list, description="sources that get per-source metric series"
-    )
-    target_fap: float = Field(1e-3, gt=0.0, lt=0.5, description="false alarms per record")
-    warmup: int = Field(200, ge=1, description="values per signal before a detector may alarm")
-    learn_gate: bool = Field(False, description="anomalous records do not update detectors")
-    realert_after: int = Field(
-        100, ge=0, description="records before a source alerts again without escalating"
-    )
-    known_factor: float = Field(
-        10.0,
-        ge=1.0,
-        description="times more evidence an alert asks of a record whose values are all known",
-    )
-    timezone: str = Field(
-        "UTC", description="IANA time zone of the daily and weekly rhythms (DST-aware)"
-    )
-    seasonal_periods: list[str] = Field(
-        default_factory=lambda: ["day", "week", "samples"],
-        description="period candidates: day, week, samples (a rhythm in samples); empty = off",
-    )
-    seasonal_bins: int = Field(48, ge=4, le=512, description="profile bins per period")
-    seasonal_signals: list[str] = Field(
-        default_factory=lambda: ["*"],
-        description="signal name patterns that get a seasonal baseline; !pattern excludes",
-    )
-    models_dir: Path = Field(Path("models"), description="model directories (train --out here)")
-    models_refresh: float = Field(
-        5.0, gt=0.0, le=3600.0, description="seconds between looks for new or changed models"
-    )
-    data_dir: Path = Path(".anomstream")
-
-    # Micro-batching and limits
     batch_size: int = Field(2000, ge=1, le=100_000, description="max events per micro-batch")
     batch_within: float = Field(0.01, gt=0.0, le=10.0, description="max seconds a batch waits")
-    source_ttl: float = Field(
-        7 * 86400.0, ge=0.0, description="forget a source after this many seconds without records"
-    )
-    state_flush_interval: float = Field(
-        0.5, gt=0.0, le=60.0, description="seconds between state saves (and input commits)"
-    )
-    max_message_bytes: int = Field(1_048_576, ge=1024, description="larger messages are DLQ'd")
-    max_signals: int = Field(1000, ge=1, description="signals per record")
-    max_name_length: int = Field(200, ge=1, description="source and signal name length")
-
     # Consumer-group timing (lowered in tests; defaults suit production)
     broker_session_timeout: float = Field(30.0, gt=0)
     broker_heartbeat_interval: float = Field(3.0, gt=0)
     broker_rebalance_timeout: float = Field(60.0, gt=0)
     broker_commit_interval: float = Field(1.0, gt=0)
-    log_level: str = "info"
 
     @field_validator("broker")
     @classmethod
     def _broker_url(cls, value: str) -> str:
         return normalise_broker(value)
 
-    @field_validator("metrics_sources", "seasonal_periods", "seasonal_signals", mode="before")
-    @classmethod
-    def _source_list(cls, value: object) -> object:
-        """Env and flags give `a,b,c`; the file gives a list."""
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
+    @property
+    def bootstrap_servers(self) -> str:
+        """`host:port[,host:port]` for aiokafka clients."""
+        return self.broker.removeprefix("kafka://").replace(";", ",")
+
+
+class ScoringSettings(_Group):
+    """Thresholds and alert policy: `config()` is the library's `ScoringConfig`."""
+
+    target_fap: float = Field(
+        default(ScoringConfig, "target_fap"), gt=0.0, lt=0.5, description="false alarms per record"
+    )
+    warmup: int = Field(
+        default(ScoringConfig, "warmup"),
+        ge=1,
+        description="values per signal before a detector may alarm",
+    )
+    learn_gate: bool = Field(
+        default(ScoringConfig, "learn_gate"),
+        description="anomalous records do not update detectors",
+    )
+    realert_after: int = Field(
+        default(ScoringConfig, "realert_after"),
+        ge=0,
+        description="records before a source alerts again without escalating",
+    )
+    known_factor: float = Field(
+        default(ScoringConfig, "known_factor"),
+        ge=1.0,
+        description="times more evidence an alert asks of a record whose values are all known",
+    )
+
+    def config(self) -> ScoringConfig:
+        return ScoringConfig(**self.model_dump())
+
+    @property
+    def threshold(self) -> float:
+        """Score at or above which a record is an anomaly: 1 - target false-alarm probability."""
+        return self.config().threshold
+
+
+class SeasonalSettings(_Group):
+    """The daily, weekly and sample rhythms: `options()` is the library's `SuiteOptions`."""
+
+    timezone: str = Field(
+        LocalClock().zone, description="IANA time zone of the daily and weekly rhythms (DST-aware)"
+    )
+    seasonal_periods: list[str] = Field(
+        default_factory=lambda: list(default(SuiteOptions, "periods")),
+        description="period candidates: day, week, samples (a rhythm in samples); empty = off",
+    )
+    seasonal_bins: int = Field(
+        default(SuiteOptions, "bins"), ge=4, le=512, description="profile bins per period"
+    )
+    seasonal_signals: list[str] = Field(
+        default_factory=lambda: list(default(SuiteOptions, "signals")),
+        description="signal name patterns that get a seasonal baseline; !pattern excludes",
+    )
+
+    _lists = field_validator("seasonal_periods", "seasonal_signals", mode="before")(_split)
 
     @field_validator("timezone")
     @classmethod
@@ -130,10 +166,61 @@ class Settings(BaseSettings):
     @field_validator("seasonal_periods")
     @classmethod
     def _periods(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - {"day", "week", "samples"})
+        unknown = sorted(set(value) - set(PERIODS))
         if unknown:
-            raise ValueError(f"unknown period(s) {', '.join(unknown)}: use day, week, samples")
+            raise ValueError(f"unknown period(s) {', '.join(unknown)}: use {', '.join(PERIODS)}")
         return value
+
+    def options(self) -> SuiteOptions:
+        return SuiteOptions(
+            clock=LocalClock(self.timezone),
+            periods=tuple(self.seasonal_periods),
+            bins=self.seasonal_bins,
+            signals=tuple(self.seasonal_signals),
+        )
+
+
+class LimitsSettings(_Group):
+    """Size limits that protect the worker: `limits()` is the codec's `Limits`."""
+
+    max_message_bytes: int = Field(
+        default(Limits, "max_message_bytes"), ge=1024, description="larger messages are DLQ'd"
+    )
+    max_signals: int = Field(default(Limits, "max_signals"), ge=1, description="signals per record")
+    max_name_length: int = Field(
+        default(Limits, "max_name_length"), ge=1, description="source and signal name length"
+    )
+
+    def limits(self) -> Limits:
+        return Limits(**self.model_dump())
+
+
+class StateSettings(_Group):
+    """Where the state lives, how often it is saved, when a quiet source is forgotten."""
+
+    data_dir: Path = Path(".anomstream")
+    state_flush_interval: float = Field(
+        0.5, gt=0.0, le=60.0, description="seconds between state saves (and input commits)"
+    )
+    source_ttl: float = Field(
+        7 * 86400.0, ge=0.0, description="forget a source after this many seconds without records"
+    )
+
+
+class ServingSettings(_Group):
+    """Models, metrics and logs of a running worker."""
+
+    models_dir: Path = Field(Path("models"), description="model directories (train --out here)")
+    models_refresh: float = Field(
+        5.0, gt=0.0, le=3600.0, description="seconds between looks for new or changed models"
+    )
+    metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables the endpoint")
+    metrics_sources: list[str] = Field(
+        default_factory=list, description="sources that get per-source metric series"
+    )
+    log_level: str = "info"
+
+    _lists = field_validator("metrics_sources", mode="before")(_split)
 
     @field_validator("log_level")
     @classmethod
@@ -145,15 +232,33 @@ class Settings(BaseSettings):
             raise ValueError("must be one of crit, error, warn, info, debug")
         return level
 
-    @property
-    def bootstrap_servers(self) -> str:
-        """`host:port[,host:port]` for aiokafka clients."""
-        return self.broker.removeprefix("kafka://").replace(";", ",")
 
-    @property
-    def threshold(self) -> float:
-        """Score at or above which a record is an anomaly: 1 - target false-alarm probability."""
-        return 1.0 - self.target_fap
+class Settings(BaseSettings):
+    """Every knob a user can turn, by concern; `names()` are the env names without the prefix."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    kafka: KafkaSettings = KafkaSettings()
+    scoring: ScoringSettings = ScoringSettings()
+    seasonal: SeasonalSettings = SeasonalSettings()
+    limits: LimitsSettings = LimitsSettings()
+    state: StateSettings = StateSettings()
+    serving: ServingSettings = ServingSettings()
+
+    @staticmethod
+    def names() -> dict[str, str]:
+        """Every setting's flat name -> the group it belongs to."""
+        return dict(GROUP_OF)
+
+
+GROUPS: dict[str, type[_Group]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in Settings.model_fields.items()
+}
+GROUP_OF: dict[str, str] = {
+    name: group for group, model in GROUPS.items() for name in model.model_fields
+}
+assert len(GROUP_OF) == sum(len(m.model_fields) for m in GROUPS.values()), "names must be unique"
 
 
 def normalise_broker(value: str) -> str:
@@ -183,28 +288,55 @@ def _read_file(path: Path) -> dict[str, Any]:
     return section
 
 
+def _nest(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    nested: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
+    for name, value in flat.items():
+        nested[GROUP_OF[name]][name] = value
+    return nested
+
+
+def _flatten(section: dict[str, Any], where: str) -> dict[str, Any]:
+    """The file's settings, flat: top-level names and `[anomstream.<group>]` tables alike."""
+    flat: dict[str, Any] = {}
+    for key, value in section.items():
+        if key in GROUPS and isinstance(value, dict):
+            for name, inner in value.items():
+                if GROUP_OF.get(name) != key:
+                    raise SettingsError(f"{where}: unknown setting {key}.{name}")
+                flat[name] = inner
+        else:
+            flat[key] = value
+    unknown = sorted(set(flat) - set(GROUP_OF))
+    if unknown:
+        raise SettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    return flat
+
+
 def load_settings(
     config: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any
 ) -> Settings:
-    """Build the settings: explicit overrides > environment > config file > defaults."""
+    """Build the settings: explicit overrides > environment > config file > defaults.
+
+    `overrides` and the file use the flat names (`topic_scores=...`)."""
     env = os.environ if environ is None else environ
     if config is None and env.get(ENV_PREFIX + "CONFIG"):
         config = Path(env[ENV_PREFIX + "CONFIG"])
-    from_file = _read_file(config) if config is not None else {}
-    names = set(Settings.model_fields)
-    unknown = sorted(set(from_file) - names)
-    if unknown:
-        raise SettingsError(f"config file {config}: unknown setting(s) {', '.join(unknown)}")
+    from_file = _flatten(_read_file(config), f"config file {config}") if config is not None else {}
     from_env = {
         key[len(ENV_PREFIX) :].lower(): value
         for key, value in env.items()
-        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in names
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in GROUP_OF
     }
-    values = {**from_file, **from_env, **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - set(GROUP_OF))
+    if unknown:
+        raise TypeError(f"unknown setting(s) {', '.join(unknown)}")
+    values = _nest({**from_file, **from_env, **given})
     try:
         # Values are passed explicitly so that `environ` (tests) and the file are honoured alike.
         return Settings.model_validate(values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        named = [str(p) for p in first["loc"] if str(p) in GROUP_OF]
+        where = named[0] if named else ".".join(str(p) for p in first["loc"]) or "settings"
         raise SettingsError(f"invalid setting {where}: {first['msg']}") from None

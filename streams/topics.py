@@ -57,13 +57,13 @@ class TopicPlan:
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicPlan:
         return cls(
-            signals=settings.topic_signals,
-            scores=settings.topic_scores,
-            anomalies=settings.topic_anomalies,
-            dlq=settings.topic_dlq,
-            changelog=changelog_topic(settings.app_id),
-            partitions=settings.partitions,
-            replication=settings.replication_factor,
+            signals=settings.kafka.topic_signals,
+            scores=settings.kafka.topic_scores,
+            anomalies=settings.kafka.topic_anomalies,
+            dlq=settings.kafka.topic_dlq,
+            changelog=changelog_topic(settings.kafka.app_id),
+            partitions=settings.kafka.partitions,
+            replication=settings.kafka.replication_factor,
         )
 
 
@@ -100,7 +100,7 @@ async def _connect(bootstrap: str, wait: float) -> AIOKafkaAdminClient:
 async def ensure_topics(settings: Settings, wait: float = 60.0) -> TopicPlan:
     """Create the missing topics; return the plan with the input topic's real partition count."""
     plan = TopicPlan.from_settings(settings)
-    admin = await _connect(settings.bootstrap_servers, wait)
+    admin = await _connect(settings.kafka.bootstrap_servers, wait)
     try:
         existing = await _partition_counts(admin)
         partitions = existing.get(plan.signals, plan.partitions)

@@ -19,15 +19,17 @@ log = logging.getLogger(__name__)
 def run_worker(settings: Settings) -> None:
     """Blocks until the worker stops (SIGTERM/SIGINT). Raises `BrokerUnavailable` early."""
     logging.basicConfig(
-        level=settings.log_level.upper().replace("WARN", "WARNING").replace("CRIT", "CRITICAL"),
+        level=settings.serving.log_level.upper()
+        .replace("WARN", "WARNING")
+        .replace("CRIT", "CRITICAL"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Faust runs on the loop current at construction time: create it, then reuse it for setup.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    topics = loop.run_until_complete(ensure_topics(settings, wait=settings.startup_wait))
-    metrics = Metrics(sources=settings.metrics_sources)
-    metrics.serve(settings.metrics_port)
+    topics = loop.run_until_complete(ensure_topics(settings, wait=settings.kafka.startup_wait))
+    metrics = Metrics(sources=settings.serving.metrics_sources)
+    metrics.serve(settings.serving.metrics_port)
     app = build_app(settings, topics, metrics)
     log.info(
         "anomstream worker: %s -> %s, %s (%d partitions), group %s, metrics on :%d",
@@ -35,10 +37,10 @@ def run_worker(settings: Settings) -> None:
         topics.scores,
         topics.anomalies,
         topics.partitions,
-        settings.app_id,
-        settings.metrics_port,
+        settings.kafka.app_id,
+        settings.serving.metrics_port,
     )
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, loop=loop)
+    worker = faust.Worker(app, loglevel=settings.serving.log_level, quiet=True, loop=loop)
     # At log level warn and above Faust's terminal spinner sets the root logger to DEBUG, so
     # aiokafka builds a debug record for every message it sends (4-5 % of the worker's CPU in
     # a py-spy profile). No spinner: the root logger keeps the level asked for.

@@ -114,7 +114,7 @@ class Lane:
         asyncio.run(
             produce(
                 self.broker.bootstrap,
-                topic or self.settings.topic_signals,
+                topic or self.settings.kafka.topic_signals,
                 messages,
                 self.idempotence,
             )

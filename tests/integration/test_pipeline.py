@@ -84,7 +84,7 @@ def test_every_record_is_scored_once_in_order_and_the_spike_is_explained(lane) -
     messages, records = workload()
     run.produce(messages)
     s = run.settings
-    scores = run.read(s.topic_scores, len(records), timeout=120, settle=3.0)
+    scores = run.read(s.kafka.topic_scores, len(records), timeout=120, settle=3.0)
     assert len(scores) == len(records)
     decoded = [orjson.loads(m.value) for m in scores]
     for msg in decoded:
@@ -105,12 +105,12 @@ def test_every_record_is_scored_once_in_order_and_the_spike_is_explained(lane) -
     ) == len(records)
     # score messages go out a batch per partition, placed by key as the default partitioner does
     place = DefaultPartitioner()
-    all_partitions = list(range(s.partitions))
+    all_partitions = list(range(s.kafka.partitions))
     for m in scores:
         assert m.key == orjson.loads(m.value)["source"].encode()
         assert m.partition == place(m.key, all_partitions, all_partitions)
 
-    events = [orjson.loads(m.value) for m in run.read(s.topic_anomalies, 1, timeout=30)]
+    events = [orjson.loads(m.value) for m in run.read(s.kafka.topic_anomalies, 1, timeout=30)]
     for event in events:
         check("event", event)
     spiked = [
@@ -154,19 +154,19 @@ def test_malformed_messages_go_to_the_dlq_with_reasons_and_the_rest_is_scored(
     )
     run.produce(interleaved)
     s = run.settings
-    dead = run.read(s.topic_dlq, len(bad_messages) + 1, timeout=90, settle=2.0)
+    dead = run.read(s.kafka.topic_dlq, len(bad_messages) + 1, timeout=90, settle=2.0)
     assert len(dead) == len(bad_messages) + 1
     reasons = set()
     for m in dead:
         headers = {k: v.decode() for k, v in m.headers}
         check("dead_letter", headers)
-        assert headers["source_topic"] == s.topic_signals
+        assert headers["source_topic"] == s.kafka.topic_signals
         reasons.add(headers["error"].split(":")[0])
     assert reasons == {reason for _, reason in bad_stream()} | {"bad_ts"}
     originals = {m.value for m in dead}
     for _, raw in bad_messages:
         assert raw in originals, "dead letters carry the original bytes"
-    scores = run.read(s.topic_scores, len(good) + 2, timeout=60, settle=2.0)
+    scores = run.read(s.kafka.topic_scores, len(good) + 2, timeout=60, settle=2.0)
     assert len(scores) == len(good) + 2
 
 
@@ -191,7 +191,7 @@ def test_replay_a_csv_and_tail_the_scores(lane, tmp_path) -> None:
     )
     assert replay.returncode == 0, replay.stderr
     assert "produced 300 records" in replay.stdout
-    scores = run.read(run.settings.topic_scores, 300, timeout=90, settle=1.0)
+    scores = run.read(run.settings.kafka.topic_scores, 300, timeout=90, settle=1.0)
     assert len(scores) == 300
     first = orjson.loads(scores[0].value)
     assert first["missing"] == ["pressure"] or "pressure" not in first["signals"]

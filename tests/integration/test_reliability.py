@@ -72,12 +72,12 @@ def test_three_sigkills_while_records_stream_in_lose_nothing(lane, broker_kind) 
     kills = []
     for k in range(3):
         time.sleep(2.5)
-        seen = len(run.read(s.topic_scores, 10**9, timeout=1.0, settle=0.0))
+        seen = len(run.read(s.kafka.topic_scores, 10**9, timeout=1.0, settle=0.0))
         worker.kill()
         kills.append(seen)
         worker = run.worker(f"w{k + 1}", ready_timeout=ready)
     producer.join(timeout=120)
-    scores = run.read(s.topic_scores, len(records), timeout=240, settle=3.0)
+    scores = run.read(s.kafka.topic_scores, len(records), timeout=240, settle=3.0)
     worker.stop()
     by_input, decoded = scores_by_input(scores)
     # every input (partition, offset) has a score, and replays repeat the very same score
@@ -105,7 +105,7 @@ def test_a_surviving_worker_takes_over_a_dead_ones_partitions(lane, broker_kind)
     a = run.worker("a")
     b = run.worker("b", ready_timeout=ready)
     run.produce(messages[:6_000])
-    assert len(run.read(s.topic_scores, 6_000, timeout=180, settle=1.0)) >= 6_000
+    assert len(run.read(s.kafka.topic_scores, 6_000, timeout=180, settle=1.0)) >= 6_000
     owned = {
         "a": a.metric("anomstream_records_total", 'outcome="scored"'),
         "b": b.metric("anomstream_records_total", 'outcome="scored"'),
@@ -113,7 +113,7 @@ def test_a_surviving_worker_takes_over_a_dead_ones_partitions(lane, broker_kind)
     assert all(v and v > 0 for v in owned.values()), f"both workers own partitions: {owned}"
     b.kill()
     run.produce(messages[6_000:])
-    scores = run.read(s.topic_scores, len(records), timeout=240, settle=3.0)
+    scores = run.read(s.kafka.topic_scores, len(records), timeout=240, settle=3.0)
     by_input, decoded = scores_by_input(scores)
     assert len(by_input) == len(records), f"{len(records) - len(by_input)} records never scored"
     expected = reference(records, warmup=100)
@@ -200,8 +200,8 @@ def test_a_fuzzed_stream_of_poison_pills_lands_in_the_dlq_and_nothing_else_stops
     stream.extend(g)
     run.produce(stream)
     s = run.settings
-    dead = run.read(s.topic_dlq, len(bad), timeout=300, settle=2.0)
-    scores = run.read(s.topic_scores, len(goods), timeout=120, settle=2.0)
+    dead = run.read(s.kafka.topic_dlq, len(bad), timeout=300, settle=2.0)
+    scores = run.read(s.kafka.topic_scores, len(goods), timeout=120, settle=2.0)
     assert len(dead) == len(bad)
     assert len(scores) == len(goods)
     reasons: Counter[str] = Counter()
@@ -232,7 +232,7 @@ def test_late_out_of_order_and_duplicate_records_are_scored_flagged_and_not_lear
     run.produce([(b"p", dumps(r)) for r in stream])
     scores = [
         orjson.loads(m.value)
-        for m in run.read(run.settings.topic_scores, len(stream), timeout=120, settle=2.0)
+        for m in run.read(run.settings.kafka.topic_scores, len(stream), timeout=120, settle=2.0)
     ]
     assert len(scores) == len(stream)
     flagged = [m for m in scores if m.get("late")]
@@ -266,7 +266,7 @@ def test_a_worker_started_before_its_broker_waits_then_works(broker_kind, tmp_pa
             {"source": "w", "ts": 1795514400 + i, "signals": {"x": float(i % 3)}} for i in range(50)
         ]
         run.produce([(b"w", dumps(r)) for r in records])
-        assert len(run.read(run.settings.topic_scores, 50, timeout=60)) == 50
+        assert len(run.read(run.settings.kafka.topic_scores, 50, timeout=60)) == 50
         waiting = [
             line for line in worker.tail(400).split(" | ") if "waiting for the Kafka broker" in line
         ]
@@ -290,7 +290,7 @@ def test_the_worker_rides_out_a_broker_restart(lane, broker, broker_kind) -> Non
         {"source": "r", "ts": 1795514400 + i, "signals": {"x": float(i % 7)}} for i in range(200)
     ]
     run.produce([(b"r", dumps(r)) for r in first])
-    assert len(run.read(run.settings.topic_scores, 200, timeout=60)) == 200
+    assert len(run.read(run.settings.kafka.topic_scores, 200, timeout=60)) == 200
     broker.stop()
     time.sleep(10)
     assert worker.returncode is None, "a broker outage shorter than the retry budget is ridden out"
@@ -299,7 +299,7 @@ def test_the_worker_rides_out_a_broker_restart(lane, broker, broker_kind) -> Non
         {"source": "r", "ts": 1795514600 + i, "signals": {"x": float(i % 7)}} for i in range(200)
     ]
     run.produce([(b"r", dumps(r)) for r in second])
-    scores = run.read(run.settings.topic_scores, 400, timeout=120, settle=2.0)
+    scores = run.read(run.settings.kafka.topic_scores, 400, timeout=120, settle=2.0)
     assert len({orjson.loads(m.value)["ts"] for m in scores}) == 400
     assert worker.returncode is None
 
@@ -315,11 +315,11 @@ def test_quiet_sources_are_evicted_from_memory_and_the_changelog(lane) -> None:
         for i in range(100)
     ]
     run.produce([(str(r["source"]).encode(), dumps(r)) for r in records])
-    assert len(run.read(run.settings.topic_scores, 100, timeout=60)) == 100
+    assert len(run.read(run.settings.kafka.topic_scores, 100, timeout=60)) == 100
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and worker.metric("anomstream_active_sources") != 0:
         time.sleep(0.5)
     assert worker.metric("anomstream_active_sources") == 0
-    changelog = run.read(changelog_topic(run.settings.app_id), 10**9, timeout=5, settle=0)
+    changelog = run.read(changelog_topic(run.settings.kafka.app_id), 10**9, timeout=5, settle=0)
     tombstones = {m.key for m in changelog if m.value is None}
     assert tombstones == {f"q{i}".encode() for i in range(5)}

@@ -120,12 +120,12 @@ def test_warmup_from_a_csv_file(lane, broker_kind, tmp_path: Path) -> None:
 
     run.worker("w1")
     run.produce(_messages(after))
-    scores = run.read(s.topic_scores, len(after), timeout=180, settle=2.0)
+    scores = run.read(s.kafka.topic_scores, len(after), timeout=180, settle=2.0)
     _check_next_day(run, past, after, scores)
     # Each state went to the changelog partition of its source's input partition: the one a
     # worker restores when it is given that input partition.
-    inputs = _partitions(run.read(s.topic_signals, len(after), timeout=30, settle=0.5))
-    states = _partitions(run.read(changelog_topic(s.app_id), 3, timeout=30, settle=1.0))
+    inputs = _partitions(run.read(s.kafka.topic_signals, len(after), timeout=30, settle=0.5))
+    states = _partitions(run.read(changelog_topic(s.kafka.app_id), 3, timeout=30, settle=1.0))
     for source in (*WARM, COLD):
         key = source.encode()
         assert len(inputs[key]) == 1
@@ -144,11 +144,11 @@ def test_warmup_from_the_topic_is_skipped_by_the_worker(lane, broker_kind, tmp_p
     run.produce(_messages(after))
     # The worker reads the history again (a new group starts at the earliest offset): already
     # applied by the warmed states, it is skipped, so only the next day gets scores.
-    scores = run.read(s.topic_scores, len(after), timeout=180, settle=5.0)
+    scores = run.read(s.kafka.topic_scores, len(after), timeout=180, settle=5.0)
     _check_next_day(run, past, after, scores)
     # Seen failing about one run in twenty: with a new consumer group and a changelog that is
     # not empty, Faust sometimes never hands the records produced before the start to the agent,
     # and without a committed offset the gap guard (streams.continuity) cannot see the hole.
     replayed = worker.metric("anomstream_records_total", 'outcome="replayed"')
-    dead = len(run.read(s.topic_dlq, 1, timeout=30, settle=0.5))
+    dead = len(run.read(s.kafka.topic_dlq, 1, timeout=30, settle=0.5))
     assert (replayed, dead) == (len(past), 1), "the worker did not read the history again"

@@ -9,15 +9,22 @@ from streams.settings import SettingsError, load_settings
 
 def test_defaults_match_the_design() -> None:
     s = load_settings(environ={})
-    assert s.broker == "kafka://localhost:9092"
-    assert (s.topic_signals, s.topic_scores, s.topic_anomalies, s.topic_dlq) == (
+    assert s.kafka.broker == "kafka://localhost:9092"
+    assert (
+        s.kafka.topic_signals,
+        s.kafka.topic_scores,
+        s.kafka.topic_anomalies,
+        s.kafka.topic_dlq,
+    ) == (
         "signals",
         "scores",
         "anomalies",
         "signals.dlq",
     )
-    assert s.partitions == 4 and s.producer_idempotence and s.metrics_port == 9464
-    assert s.target_fap == 1e-3 and s.threshold == pytest.approx(0.999)
+    assert (
+        s.kafka.partitions == 4 and s.kafka.producer_idempotence and s.serving.metrics_port == 9464
+    )
+    assert s.scoring.target_fap == 1e-3 and s.scoring.threshold == pytest.approx(0.999)
 
 
 def test_env_beats_file_and_overrides_beat_env(tmp_path: Path) -> None:
@@ -26,10 +33,14 @@ def test_env_beats_file_and_overrides_beat_env(tmp_path: Path) -> None:
     s = load_settings(
         cfg, environ={"ANOMSTREAM_BROKER": "envhost:2", "ANOMSTREAM_PRODUCER_IDEMPOTENCE": "false"}
     )
-    assert s.broker == "kafka://envhost:2" and s.app_id == "from-file" and s.partitions == 8
-    assert s.producer_idempotence is False
+    assert (
+        s.kafka.broker == "kafka://envhost:2"
+        and s.kafka.app_id == "from-file"
+        and s.kafka.partitions == 8
+    )
+    assert s.kafka.producer_idempotence is False
     s = load_settings(cfg, environ={"ANOMSTREAM_BROKER": "envhost:2"}, broker="cli:3")
-    assert s.bootstrap_servers == "cli:3"
+    assert s.kafka.bootstrap_servers == "cli:3"
 
 
 @pytest.mark.parametrize(
@@ -90,3 +101,31 @@ def test_alerting_settings_reach_the_scorer() -> None:
     config = build_scorer(s).config
     assert config.known_factor == 3.0 and config.realert_after == 50
     assert build_scorer(load_settings(environ={})).config.known_factor == 10.0
+
+
+def test_the_file_may_group_settings_in_tables(tmp_path: Path) -> None:
+    cfg = tmp_path / "a.toml"
+    cfg.write_text('[anomstream.kafka]\ntopic_scores = "s2"\n[anomstream.scoring]\nwarmup = 50\n')
+    s = load_settings(cfg, environ={})
+    assert s.kafka.topic_scores == "s2" and s.scoring.warmup == 50
+    cfg.write_text("[anomstream.kafka]\nwarmup = 50\n")  # a real name, in the wrong group
+    with pytest.raises(SettingsError, match="unknown setting kafka.warmup"):
+        load_settings(cfg, environ={})
+
+
+def test_library_defaults_are_the_settings_defaults() -> None:
+    from detectors.engine import ScoringConfig
+    from detectors.registry import SuiteOptions
+    from streams.codec import Limits
+
+    s = load_settings(environ={})
+    assert s.scoring.config() == ScoringConfig()
+    assert s.limits.limits() == Limits()
+    defaults, built = SuiteOptions(), s.seasonal.options()
+    assert (built.periods, built.bins, built.signals) == (
+        defaults.periods,
+        defaults.bins,
+        defaults.signals,
+    )
+    assert built.clock.zone == defaults.clock.zone
+    assert set(s.names()) >= {"broker", "target_fap", "timezone", "max_signals", "source_ttl"}

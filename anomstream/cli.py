@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from anomstream.cli_models import csv_options, detect, evaluate, train
+from anomstream.cli_models import detect, evaluate, train
+from anomstream.csv_options import csv_options
 from detectors.csvdata import CsvError
 from detectors.model_spec import ModelError
 from harness.brokers import BrokerError

@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from rich.table import Table
 
-from anomstream.cli_models import load_csv
+from anomstream.csv_options import load_csv
 from detectors.csvdata import TIME_COLUMNS, layout
 from detectors.engine import Scorer
 from detectors.offline import score_records

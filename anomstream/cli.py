@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from anomstream.csv_options import csv_options
 from detectors.csvdata import CsvError
 from detectors.model_spec import ModelError
 from harness.brokers import BrokerError
-from streams.settings import Settings, SettingsError, load_settings
+from streams.settings import Settings, SettingsError, load_settings, stray_variables
 from streams.topics import BrokerUnavailable
 
 USER_ERRORS = (SettingsError, BrokerUnavailable, CsvError, BrokerError, ModelError, OSError)
@@ -38,6 +39,8 @@ def settings_from(config: Path | None, broker: str | None, **overrides: Any) -> 
 @click.version_option(package_name="anomstream", prog_name="anomstream")
 def cli() -> None:
     """Streaming anomaly detection over Kafka."""
+    for line in stray_variables(os.environ):  # a typo would otherwise be ignored in silence
+        click.echo(f"warning: {line}", err=True)
 
 
 @cli.command()

@@ -138,6 +138,9 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     os.makedirs(settings.state.data_dir, exist_ok=True)
     app = faust.App(
         settings.kafka.app_id,
+        # Faust lets its own unprefixed variables (BROKER_URL, PROCESSING_GUARANTEE, ...) win
+        # over what is passed here: only ANOMSTREAM_* settings may configure the worker.
+        env={},
         broker=settings.kafka.broker,
         datadir=str(settings.state.data_dir),
         web_enabled=False,

@@ -15,6 +15,7 @@ over the file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -30,6 +31,8 @@ from detectors.registry import SuiteOptions
 from streams.codec import Limits
 
 ENV_PREFIX = "ANOMSTREAM_"
+NOT_SETTINGS = frozenset({"CONFIG", "CACHE", "TEST_BROKER", "REQUIRE_KAFKA", "BENCH_DATA"})
+"""`ANOMSTREAM_*` variables that are not settings: the config file's path, and the harness's."""
 PERIODS = ("day", "week", "samples")
 
 
@@ -310,6 +313,21 @@ def _flatten(section: dict[str, Any], where: str) -> dict[str, Any]:
     if unknown:
         raise SettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}")
     return flat
+
+
+def stray_variables(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """One line per `ANOMSTREAM_*` variable that is no setting (a typo is otherwise ignored)."""
+    known = [ENV_PREFIX + name.upper() for name in GROUP_OF]
+    lines = []
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX) or key[len(ENV_PREFIX) :] in NOT_SETTINGS:
+            continue
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.85)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"{key} is not a setting{hint}")
+    return lines
 
 
 def load_settings(

@@ -64,3 +64,16 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for command in ("worker", "broker", "replay", "tail", "demo"):
         assert command in result.stdout
+
+
+def test_a_mistyped_variable_is_reported_before_the_command_runs() -> None:
+    import os
+
+    env = {**os.environ, "ANOMSTREAM_TOPIC_SCORE": "mine"}
+    result = anomstream("replay", "/nonexistent/data.csv", env=env)
+    assert result.returncode != 0
+    first, last = result.stderr.strip().splitlines()
+    assert first == (
+        "warning: ANOMSTREAM_TOPIC_SCORE is not a setting (did you mean ANOMSTREAM_TOPIC_SCORES?)"
+    )
+    assert "file not found" in last

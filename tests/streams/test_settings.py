@@ -109,7 +109,7 @@ def test_the_file_may_group_settings_in_tables(tmp_path: Path) -> None:
     s = load_settings(cfg, environ={})
     assert s.kafka.topic_scores == "s2" and s.scoring.warmup == 50
     cfg.write_text("[anomstream.kafka]\nwarmup = 50\n")  # a real name, in the wrong group
-    with pytest.raises(SettingsError, match="unknown setting kafka.warmup"):
+    with pytest.raises(SettingsError, match=r"unknown setting kafka\.warmup"):
         load_settings(cfg, environ={})
 
 
@@ -129,3 +129,21 @@ def test_library_defaults_are_the_settings_defaults() -> None:
     )
     assert built.clock.zone == defaults.clock.zone
     assert set(s.names()) >= {"broker", "target_fap", "timezone", "max_signals", "source_ttl"}
+
+
+def test_mistyped_variables_are_named_with_a_suggestion() -> None:
+    from streams.settings import stray_variables
+
+    env = {
+        "ANOMSTREAM_TOPIC_SCORE": "x",
+        "ANOMSTREAM_BROKER": "h:1",
+        "ANOMSTREAM_CONFIG": "a.toml",
+        "ANOMSTREAM_TEST_BROKER": "kafka",
+        "ANOMSTREAM_WHATEVER": "1",
+        "PATH": "/bin",
+    }
+    found = stray_variables(env)
+    assert found == [
+        "ANOMSTREAM_TOPIC_SCORE is not a setting (did you mean ANOMSTREAM_TOPIC_SCORES?)",
+        "ANOMSTREAM_WHATEVER is not a setting",
+    ]

@@ -29,6 +29,7 @@ def test_faust_ignores_its_own_unprefixed_environment(
     )
     app = build_app(settings, TOPICS, Metrics())
     assert [str(u) for u in app.conf.broker] == ["kafka://mine:9092"]
-    assert app.conf.processing_guarantee is ProcessingGuarantee.AT_LEAST_ONCE
+    guarantee: object = app.conf.processing_guarantee  # typed as the enum class in Faust
+    assert guarantee is ProcessingGuarantee.AT_LEAST_ONCE
     assert app.conf.producer_acks == -1
     assert Path(app.conf.datadir) == tmp_path

@@ -35,6 +35,12 @@ from detectors.state import Init, State, new_state
 class LevelShift:
     kind: ClassVar[str] = "level_shift"
     state_version: ClassVar[int] = 1
+    rarity: ClassVar[bool] = False
+    late_start: ClassVar[bool] = False
+    explains: ClassVar[tuple[str, ...]] = ()
+    describes_band: ClassVar[bool] = False
+    describes_rhythm: ClassVar[bool] = False
+    signals: ClassVar[tuple[str, ...]] = ("*",)
     fields: ClassVar[dict[str, Init]] = {"n": 0.0, "fast": 0.0, "slow": 0.0, "var": 0.0}
 
     fast: int = 20

@@ -11,7 +11,7 @@ import math
 from hashlib import blake2b
 from typing import Any
 
-from detectors.engine import ScoringConfig
+from detectors.config import ScoringConfig
 from detectors.fusion import severity
 from detectors.results import Scored, SignalResult
 
@@ -53,7 +53,7 @@ def score_message(
     p, best, best_p, keys = tb.p[t], tb.best[t], tb.best_p[t], tb.keys
     expected, lower, upper, periods = tb.expected[t], tb.lower[t], tb.upper[t], tb.periods
     new = tb.new[t]
-    at = rows.model
+    share, recon = rows.share, rows.recon  # the model's verdict (None where it did not judge)
     for name, value, c in rows:
         entry: dict[str, Any] = {
             "value": value,
@@ -62,12 +62,12 @@ def score_message(
             "lower": lower[c],
             "upper": upper[c],
         }
-        if at is not None and tb.model_col[c] >= 0:
-            entry["reconstruction"] = at[2][tb.model_col[c]]
-            entry["contribution"] = at[1][tb.model_col[c]]
+        if recon is not None and share is not None and tb.model_col[c] >= 0:
+            entry["reconstruction"] = recon[tb.model_col[c]]
+            entry["contribution"] = share[tb.model_col[c]]
         period = periods[c]
         if period is not None:
-            entry["period"] = {"length": period[0], "unit": period[1]}
+            entry["period"] = {"length": period.length, "unit": period.unit}
         if new[c]:
             entry["new"] = True
         signals[name] = entry

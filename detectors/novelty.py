@@ -65,6 +65,11 @@ were all equal: any move is new until the range has grown and the grid has doubl
 class Novelty:
     kind: ClassVar[str] = "novelty"
     state_version: ClassVar[int] = 1
+    late_start: ClassVar[bool] = False
+    explains: ClassVar[tuple[str, ...]] = ()
+    describes_band: ClassVar[bool] = False
+    describes_rhythm: ClassVar[bool] = False
+    signals: ClassVar[tuple[str, ...]] = ("*",)
     rarity: ClassVar[bool] = True
     """Its statistic weighs the other detectors' verdict instead of being one (see
     `detectors.fusion.fuse_step`): it is not calibrated and never fires alone."""

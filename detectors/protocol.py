@@ -11,12 +11,17 @@ seconds), and in two phases
 `band(state, r, t)` turns a raw threshold back into value units: the range of values whose raw
 statistic stays below `r` at times `t`. Calibration to [0, 1] is done outside, the same way for
 all detectors.
+
+What a detector can do beyond that is declared, never guessed from its kind or class: every
+detector states each capability below as a class attribute (`CAPABILITIES`; the type checker
+holds every detector to the protocol, `detectors.checks` checks the values), and the `Scorer`
+reads only these.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
@@ -39,11 +44,37 @@ class Raw:
         return self.stat if self.learn_stat is None else self.learn_stat
 
 
+class Period(NamedTuple):
+    """A signal's rhythm as a detector that describes rhythms found it."""
+
+    length: float
+    unit: str
+    """`seconds` (a calendar period) or `samples` (a rhythm counted in values)."""
+
+
 class Detector(Protocol):
     """Role of a univariate detector (see module docstring)."""
 
     kind: ClassVar[str]
     state_version: ClassVar[int]
+    rarity: ClassVar[bool]
+    """It weighs the other detectors' p instead of being one more test (the `Rarity` role); a
+    suite takes at most one."""
+    late_start: ClassVar[bool]
+    """Its own warm-up gives no verdict instead of holding the whole source in warm-up."""
+    explains: ClassVar[tuple[str, ...]]
+    """Kinds whose verdicts it sets aside where it judges; where it judges, its expected value
+    and band also describe the signal."""
+    describes_band: ClassVar[bool]
+    """Its expected value and band are the signal's in score messages (the first such detector
+    of a suite; without one, the suite's first detector)."""
+    describes_rhythm: ClassVar[bool]
+    """It tells each series' rhythm (the `Rhythm` role): score messages carry it."""
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        """Signal-name patterns it runs on (`!pattern` excludes, `("*",)`: every signal)."""
+        ...
 
     @property
     def fields(self) -> dict[str, Init]:
@@ -69,9 +100,7 @@ class Detector(Protocol):
 class Rarity(Detector, Protocol):
     """Role of a detector that weighs the others instead of testing (see `detectors.fusion`):
     its statistic is 1 for a value it finds new, 0 otherwise, and it learns from the signal's
-    p how often new values come with a p of each decade."""
-
-    rarity: ClassVar[bool]
+    p how often new values come with a p of each decade (declares `rarity = True`)."""
 
     def weights(self, st: State, out: np.ndarray | None = None) -> np.ndarray:
         """q per series and decade of p (series x decades)."""
@@ -81,6 +110,25 @@ class Rarity(Detector, Protocol):
         """Count the values under the decade of their signal's p, and how many were new
         (`new`: its own statistic for them)."""
         ...
+
+
+class Rhythm(Detector, Protocol):
+    """Role of a detector that finds each series' rhythm (declares `describes_rhythm = True`)."""
+
+    def rhythm(self, st: State) -> list[Period | None]:
+        """Each series' confirmed rhythm, None where it has none."""
+        ...
+
+
+CAPABILITIES: dict[str, type] = {
+    "rarity": bool,
+    "late_start": bool,
+    "explains": tuple,
+    "describes_band": bool,
+    "describes_rhythm": bool,
+    "signals": tuple,
+}
+"""What every detector declares beyond its role, and the type of each."""
 
 
 def updated(old: np.ndarray, new: np.ndarray, mask: np.ndarray) -> np.ndarray:

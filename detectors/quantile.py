@@ -61,6 +61,11 @@ def sa_quantile(
 class QuantileBand:
     kind: ClassVar[str] = "quantile"
     state_version: ClassVar[int] = 1
+    rarity: ClassVar[bool] = False
+    explains: ClassVar[tuple[str, ...]] = ()
+    describes_band: ClassVar[bool] = False
+    describes_rhythm: ClassVar[bool] = False
+    signals: ClassVar[tuple[str, ...]] = ("*",)
     late_start: ClassVar[bool] = True
     fields: ClassVar[dict[str, Init]] = {
         "n": 0.0,

@@ -1,14 +1,14 @@
 """Every univariate detector by kind, and the suite the stream runs.
 
-The conformance tests run over `REGISTRY`, so a detector is tested the moment it is listed here.
+The conformance tests run `detectors.checks` over `REGISTRY`, so a detector is tested the moment
+it is listed here. `SuiteOptions` lives in `detectors.config` and stays importable from here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from detectors.clock import LocalClock
+from detectors.config import SuiteOptions
 from detectors.level_shift import LevelShift
 from detectors.novelty import Novelty
 from detectors.persist import Persist
@@ -18,6 +18,8 @@ from detectors.seasonal import Seasonal
 from detectors.sequence import Sequence
 from detectors.spike import Spike
 from detectors.stuck import Stuck
+
+__all__ = ["REGISTRY", "STREAM_KINDS", "SuiteOptions", "default_suite"]
 
 REGISTRY: dict[str, Callable[[], Detector]] = {
     Persist.kind: Persist,
@@ -31,10 +33,6 @@ REGISTRY: dict[str, Callable[[], Detector]] = {
     Novelty.kind: Novelty,
 }
 
-BAND_DETECTOR = Persist.kind
-"""Whose expected value and band describe the signal in score messages."""
-
-
 STREAM_KINDS = (
     Persist.kind,
     Spike.kind,
@@ -46,17 +44,6 @@ STREAM_KINDS = (
 )
 """What the stream runs today. `quantile` and `iqr` lift NAB (see README) but still raise early
 false alarms on young series (the demo's), so they wait for a warm-up of their own."""
-
-
-@dataclass(frozen=True, slots=True)
-class SuiteOptions:
-    """What users tune without code (settings `ANOMSTREAM_TIMEZONE`, `_SEASONAL_*`)."""
-
-    clock: LocalClock = field(default_factory=LocalClock)
-    periods: tuple[str, ...] = ("day", "week", "samples")
-    """Period candidates; empty = no seasonal detector."""
-    bins: int = 48
-    signals: tuple[str, ...] = ("*",)
 
 
 def default_suite(options: SuiteOptions | None = None) -> list[Detector]:

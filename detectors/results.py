@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from detectors.protocol import Period
 from detectors.records import Record
 
 
@@ -39,8 +40,8 @@ class SignalResult(NamedTuple):
     """The autoencoder's reconstruction of this value (None without a model or a full window)."""
     contribution: float | None = None
     """This signal's share of the autoencoder's reconstruction error."""
-    period: tuple[float, str] | None = None
-    """The signal's rhythm found by the seasonal detector: (length, "seconds" | "samples")."""
+    period: Period | None = None
+    """The signal's rhythm, from the detector that describes rhythms (`describes_rhythm`)."""
     new: bool = False
     """The value lies where the signal has never been (`detectors.novelty`)."""
 
@@ -63,7 +64,8 @@ class Columns:
     expected: list[list[float | None]]
     lower: list[list[float | None]]
     upper: list[list[float | None]]
-    periods: list[tuple[float, str] | None]
+    periods: list[Period | None]
+    """Series -> its rhythm (None: none, or no detector in the suite describes rhythms)."""
     model_col: list[int]
     """Series -> the model's column (-1: no model uses it)."""
     new: list[list[bool]]
@@ -72,14 +74,15 @@ class Columns:
 
 class SignalRows:
     """One record's scored signals as positions (step `t`, series `cols`) in its batch's
-    `Columns`, and the model's verdict on it (p, shares of the error, reconstruction).
+    `Columns`, and the model's verdict on it where it judged the record (`share`: each model
+    column's share of the error, `recon`: its reconstruction; the p is `Scored.model_p`).
 
     The score message is built from these directly (`detectors.messages`); `SignalResult`s
     are built only when asked for (events, offline tables, tests): one object per signal per
     record was a third of the worker's time.
     """
 
-    __slots__ = ("_results", "cols", "model", "names", "t", "table", "values")
+    __slots__ = ("_results", "cols", "names", "recon", "share", "t", "table", "values")
 
     def __init__(
         self,
@@ -88,10 +91,11 @@ class SignalRows:
         names: list[str],
         values: list[float],
         cols: list[int],
-        model: tuple[float, list[float], list[float]] | None,
+        share: list[float] | None = None,
+        recon: list[float] | None = None,
     ) -> None:
         self.table, self.t, self.names, self.values, self.cols = table, t, names, values, cols
-        self.model = model
+        self.share, self.recon = share, recon
         self._results: list[SignalResult] | None = None
 
     def results(self) -> list[SignalResult]:
@@ -103,11 +107,11 @@ class SignalRows:
         return zip(self.names, self.values, self.cols, strict=True)
 
     def _result(self, name: str, value: float, c: int) -> SignalResult:
-        tb, t, at = self.table, self.t, self.model
+        tb, t, share, recon = self.table, self.t, self.share, self.recon
         fired: tuple[str, ...] = ()
         if tb.fired_any[t][c]:
             fired = tuple(k for k, hit in zip(tb.kinds, tb.fired_mask[t, :, c], strict=True) if hit)
-        mc = -1 if at is None else tb.model_col[c]
+        mc = -1 if recon is None else tb.model_col[c]
         return SignalResult(
             name,
             value,
@@ -119,8 +123,8 @@ class SignalRows:
             1.0 - tb.best_p[t][c],
             fired,
             tb.p[t][c],
-            at[2][mc] if at is not None and mc >= 0 else None,
-            at[1][mc] if at is not None and mc >= 0 else None,
+            recon[mc] if recon is not None and mc >= 0 else None,
+            share[mc] if share is not None and mc >= 0 else None,
             tb.periods[c],
             tb.new[t][c],
         )

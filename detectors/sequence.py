@@ -51,6 +51,12 @@ RESCALE = 1e100
 class Sequence:
     kind: ClassVar[str] = "sequence"
     state_version: ClassVar[int] = 1
+    rarity: ClassVar[bool] = False
+    late_start: ClassVar[bool] = False
+    explains: ClassVar[tuple[str, ...]] = ()
+    describes_band: ClassVar[bool] = False
+    describes_rhythm: ClassVar[bool] = False
+    signals: ClassVar[tuple[str, ...]] = ("*",)
 
     bins: int = 6
     order: int = 2

@@ -56,7 +56,7 @@ class SourceState:
     episode: dict[str, Any] | None = None
     """Open anomaly episode: {"id", "start", "n"}."""
     alert_p: float = 1.0
-    """p of the last escalated record (see `Scorer._escalate`) and records since then."""
+    """p of the last escalated record (`detectors.alerting.escalate`) and records since."""
     alert_age: int = 1 << 30
     window: WindowState | None = None
     """The autoencoder's ring buffer, when a model serves this source."""

@@ -32,6 +32,12 @@ MAD_TO_SD = 1.2533  # mean absolute deviation -> standard deviation for a normal
 class Spike:
     kind: ClassVar[str] = "spike"
     state_version: ClassVar[int] = 1
+    rarity: ClassVar[bool] = False
+    late_start: ClassVar[bool] = False
+    explains: ClassVar[tuple[str, ...]] = ()
+    describes_band: ClassVar[bool] = False
+    describes_rhythm: ClassVar[bool] = False
+    signals: ClassVar[tuple[str, ...]] = ("*",)
     fields: ClassVar[dict[str, Init]] = {"n": 0.0, "prev": np.nan, "dmean": 0.0, "dmad": 0.0}
 
     span: int = 200

@@ -34,6 +34,12 @@ from detectors.state import Init, State, new_state
 class Stuck:
     kind: ClassVar[str] = "stuck"
     state_version: ClassVar[int] = 2
+    rarity: ClassVar[bool] = False
+    late_start: ClassVar[bool] = False
+    explains: ClassVar[tuple[str, ...]] = ()
+    describes_band: ClassVar[bool] = False
+    describes_rhythm: ClassVar[bool] = False
+    signals: ClassVar[tuple[str, ...]] = ("*",)
     fields: ClassVar[dict[str, Init]] = {"n": 0.0, "prev": np.nan, "run": 0.0, "rep": 0.0}
 
     max_repeat_rate: float = 0.01

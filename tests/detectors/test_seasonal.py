@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from detectors.checks import replay as run
 from detectors.clock import LocalClock
 from detectors.engine import Scorer, ScoringConfig, signal_matches
 from detectors.messages import score_message
@@ -13,7 +14,6 @@ from detectors.periods import DAY, WEEK
 from detectors.records import Record
 from detectors.registry import SuiteOptions, default_suite
 from detectors.seasonal import Seasonal, describe
-from tests.detectors.test_conformance import run
 from tests.schemas import check
 
 STEP = 300.0  # 5-minute samples

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from harness.brokers import StartStop, spawn_logged, stop_process, tail_lines
+from harness.process import StartStop, spawn_logged, stop_process, tail_lines
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

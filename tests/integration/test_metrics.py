@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.brokers import free_port, stop_process
+from harness.probe import free_port
+from harness.process import stop_process
 from harness.workerproc import metric_value, metrics_text
 from tests.integration.conftest import dumps
 
@@ -53,7 +54,7 @@ def test_counters_equal_what_was_sent_scored_and_dead_lettered(lane) -> None:
         (b"m", dumps({"source": "m0", "ts": 1, "signals": {"x": "y"}})),
     ]
     run.produce(good + bad)
-    assert len(run.read(run.settings.topic_scores, 300, timeout=60)) == 300
+    assert len(run.read(run.settings.kafka.topic_scores, 300, timeout=60)) == 300
     deadline = time.monotonic() + 20
     text = ""
     while time.monotonic() < deadline:
@@ -112,7 +113,7 @@ def test_the_real_prometheus_scrapes_the_worker(lane, tmp_path: Path) -> None:
             for i in range(500)
         ]
         run.produce(records)
-        assert len(run.read(run.settings.topic_scores, 500, timeout=60)) == 500
+        assert len(run.read(run.settings.kafka.topic_scores, 500, timeout=60)) == 500
         query = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
             {"query": 'anomstream_records_total{outcome="scored"}'}
         )

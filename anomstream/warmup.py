@@ -273,7 +273,7 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
 def _decode_into(history: History, value: bytes | None, origin: Origin, limits: Limits) -> None:
     history.messages += 1
     try:
-        good, bad = decode(value, origin, limits)
+        good, bad = decode(value, origin, limits, time.time())
     except Invalid:
         history.dead += 1
         return

@@ -26,6 +26,9 @@ class Limits:
     max_message_bytes: int = 1_048_576
     max_signals: int = 1000
     max_name_length: int = 200
+    max_future: float = 86400.0
+    """Seconds a record's `ts` may lie ahead of the worker's clock (0: no bound). One record
+    dated years ahead would otherwise make every later record of its source `late`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +40,9 @@ class BadRecord:
     error: Invalid
 
 
-def to_record(obj: Any, origin: Origin | None, limits: Limits) -> Record:
-    """Validate one decoded record (the schema's `$defs/record`)."""
+def to_record(obj: Any, origin: Origin | None, limits: Limits, now: float | None = None) -> Record:
+    """Validate one decoded record (the schema's `$defs/record`); `now` (epoch seconds, the
+    worker's clock) bounds its `ts` by `limits.max_future`."""
     if type(obj) is not dict:
         raise Invalid("not_record", f"a record must be a JSON object, got {_json_type(obj)}")
     source = obj.get("source")
@@ -49,6 +53,12 @@ def to_record(obj: Any, origin: Origin | None, limits: Limits) -> Record:
             "bad_source", f"source must be a string of 1..{limits.max_name_length} characters"
         )
     ts, ts_text = parse_ts(obj.get("ts"))
+    if now is not None and limits.max_future and ts > now + limits.max_future:
+        raise Invalid(
+            "ts_in_future",
+            f"ts {ts_text} is {ts - now:.0f} s ahead of this worker's clock "
+            f"(the limit is {limits.max_future:.0f} s)",
+        )
     signals = obj.get("signals")
     if signals is None:
         raise Invalid("missing_signals", "record has no signals")
@@ -86,9 +96,9 @@ def to_record(obj: Any, origin: Origin | None, limits: Limits) -> Record:
 
 
 def decode(
-    value: bytes | None, origin: Origin | None, limits: Limits
+    value: bytes | None, origin: Origin | None, limits: Limits, now: float | None = None
 ) -> tuple[list[Record], list[BadRecord]]:
-    """A message -> its good records and its bad elements.
+    """A message -> its good records and its bad elements (`now`: see `to_record`).
 
     Raises `Invalid` when the message as a whole is unusable (size, encoding, JSON, shape).
     """
@@ -102,7 +112,7 @@ def decode(
         reason = "bad_utf8" if "UTF-8" in str(exc) else "invalid_json"
         raise Invalid(reason, str(exc)[:200]) from None
     if type(obj) is dict:
-        return [to_record(obj, origin, limits)], []
+        return [to_record(obj, origin, limits, now)], []
     if type(obj) is not list:
         raise Invalid("not_record", f"expected an object or an array, got {_json_type(obj)}")
     if not obj:
@@ -114,7 +124,7 @@ def decode(
             None if origin is None else Origin(origin.topic, origin.partition, origin.offset, index)
         )
         try:
-            good.append(to_record(element, sub, limits))
+            good.append(to_record(element, sub, limits, now))
         except Invalid as exc:
             bad.append(BadRecord(index, element, exc))
     return good, bad

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -39,6 +39,7 @@ class Processor:
         limits: Limits,
         metrics: Metrics,
         model: str | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.scorer = scorer
         self.states = states
@@ -47,6 +48,8 @@ class Processor:
         self.limits = limits
         self.metrics = metrics
         self.model = model
+        self.wall = wall
+        """The clock a record's `ts` may not run ahead of by more than `limits.max_future`."""
 
     async def process(self, messages: Sequence[InMessage]) -> BatchReport:
         started = time.perf_counter()
@@ -96,10 +99,11 @@ class Processor:
     def _decode(self, messages: Sequence[InMessage]) -> tuple[list[Record], list[DeadLetter]]:
         records: list[Record] = []
         dead: list[DeadLetter] = []
+        now = self.wall()
         for msg in messages:
             origin = Origin(msg.topic, msg.partition, msg.offset)
             try:
-                good, bad = decode(msg.value, origin, self.limits)
+                good, bad = decode(msg.value, origin, self.limits, now)
             except Invalid as exc:
                 dead.append(DeadLetter(msg, msg.value or b"", exc, None))
                 continue

@@ -194,6 +194,12 @@ class LimitsSettings(_Group):
         default(Limits, "max_name_length"), ge=1, description="source and signal name length"
     )
 
+    max_future: float = Field(
+        default(Limits, "max_future"),
+        ge=0.0,
+        description="seconds a record's ts may run ahead of the worker's clock (0 = no bound)",
+    )
+
     def limits(self) -> Limits:
         return Limits(**self.model_dump())
 

@@ -133,3 +133,20 @@ def test_epoch_text_matches_datetime_formatting() -> None:
     for seconds in cases:
         expected = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
         assert epoch_text(seconds) == expected.replace("+00:00", "Z"), seconds
+
+
+def test_a_record_dated_beyond_the_clock_bound_is_dead_lettered() -> None:
+    now = 1_795_514_400.0
+    ahead = {"source": "a", "signals": {"x": 1.0}}
+    limits = Limits(max_future=3600.0)
+    good, _ = decode(orjson.dumps({**ahead, "ts": now + 3000}), ORIGIN, limits, now=now)
+    assert len(good) == 1
+    with pytest.raises(Invalid) as info:
+        decode(orjson.dumps({**ahead, "ts": "2099-01-01T00:00:00Z"}), ORIGIN, limits, now=now)
+    assert info.value.reason == "ts_in_future" and "ahead" in str(info.value)
+    array = orjson.dumps([{**ahead, "ts": now}, {**ahead, "ts": now + 7200}])
+    good, bad = decode(array, ORIGIN, limits, now=now)
+    assert len(good) == 1 and [b.error.reason for b in bad] == ["ts_in_future"]
+    # without a clock (offline files) or with the bound off, the future is only 2100
+    assert decode(array, ORIGIN, limits)[1] == []
+    assert decode(array, ORIGIN, Limits(max_future=0.0), now=now)[1] == []

@@ -161,3 +161,16 @@ def test_unflushed_batches_build_on_each_other_and_are_saved_once() -> None:
     whole, whole_sink, _, _ = make()
     process(whole, messages(60))
     assert [v for _, _, v, _ in sink.sent] == [v for _, _, v, _ in whole_sink.sent]
+
+
+def test_one_record_from_the_far_future_does_not_freeze_its_source() -> None:
+    proc, sink, _, _ = make()
+    batch = messages(30)
+    future = {"source": "s0", "ts": "2099-06-01T00:00:00Z", "signals": {"a": 1.0, "b": 1.0}}
+    batch.insert(3, InMessage("signals", 0, 500, b"s0", orjson.dumps(future)))
+    report = process(proc, batch)
+    assert report.dead == 1 and report.scored == 30
+    (dlq,) = [dict(h) for t, _, _, h in sink.sent if t == "signals.dlq"]
+    assert dlq["error"].startswith(b"ts_in_future: ")
+    scores = [orjson.loads(v) for t, _, v, _ in sink.sent if t == "scores"]
+    assert not [s for s in scores if s.get("late")]  # later records of s0 are still learnt

@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from bench.throughput import count_outputs, create, load
+from bench.kafka_io import count_outputs, create, load
 from harness.brokers import broker_from_spec, free_port
 from harness.workerproc import WorkerProcess, worker_env
 from streams.topics import changelog_topic

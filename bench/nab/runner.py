@@ -14,265 +14,33 @@ per signal value (100 sources x 8 signals) and the state size per signal.
 Usage: `python -m bench.nab.runner [--data DIR] [--out DIR] [--without KIND ...] [--with KIND ...]
 [--set KIND.FIELD=VALUE ...] [--compare KIND]`; by default it also runs without the seasonal
 detector and prints both. `--set` measures a parameter change (20 s a run) before it is made.
+
+The pieces: `bench.nab.stream` (the corpus through the scorer, scored), `bench.nab.measures`
+(alarm rate, cost, state size), `bench.nab.settings` (`--set`); this module runs them and prints.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
 
 import click
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from bench.datasets import bench_root
 from bench.nab import scorer as nab
-from detectors.engine import Scorer, ScoringConfig
-from detectors.protocol import Detector
-from detectors.records import Record
+from bench.nab.measures import alarm_rate, skab_alarm_rate, suite_cost
+from bench.nab.settings import apply_settings
+from bench.nab.stream import evaluate, load_corpus
+from detectors.engine import ScoringConfig
 from detectors.registry import REGISTRY, default_suite
-from detectors.results import Scored
-from detectors.source_state import SourceState
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 DETECTOR_NAME = "anomstream"
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 BOARD = ("ARTime", "numenta", "contextOSE", "knncad", "relativeEntropy", "windowedGaussian")
-
-
-@dataclass(frozen=True, slots=True)
-class NabFile:
-    key: str
-    """`category/name.csv`, as in the label files."""
-    timestamps: list[str]
-    values: np.ndarray
-
-    def records(self) -> list[Record]:
-        """The rows as the stream would see them: one source, one signal `value`."""
-        return [
-            Record(self.key, epoch(ts), ts, {"value": float(v)})
-            for ts, v in zip(self.timestamps, self.values, strict=True)
-        ]
-
-
-def load_corpus(data_dir: Path) -> list[NabFile]:
-    """Every `category/*.csv` under `data_dir`, in a fixed order."""
-    files = []
-    for path in sorted(data_dir.glob("*/*.csv")):
-        with path.open(newline="") as fh:
-            rows = list(csv.reader(fh))[1:]
-        files.append(
-            NabFile(
-                key=f"{path.parent.name}/{path.name}",
-                timestamps=[r[0] for r in rows],
-                values=np.array([float(r[1]) for r in rows]),
-            )
-        )
-    if not files:
-        raise click.ClickException(f"no NAB files (category/*.csv) under {data_dir}")
-    return files
-
-
-def epoch(text: str) -> float:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
-
-
-def run_stream(
-    files: list[NabFile],
-    config: ScoringConfig,
-    suite: Sequence[Detector] | None = None,
-    chunk: int = 500,
-) -> tuple[dict[str, np.ndarray], float]:
-    """NAB scores per file, and the scoring time in seconds (excluding file reading)."""
-    scorer = Scorer(config, suite)
-    records = [f.records() for f in files]
-    scores = {f.key: np.zeros(len(f.values)) for f in files}
-    states: dict[str, SourceState] = {}
-    longest = max(len(r) for r in records)
-    started = time.perf_counter()
-    for start in range(0, longest, chunk):
-        parts = [(f.key, r[start : start + chunk]) for f, r in zip(files, records, strict=True)]
-        batch = [rec for _, recs in parts for rec in recs]
-        results = iter(scorer.score_batch(batch, states))
-        for key, recs in parts:
-            out = scores[key]
-            for row in range(start, start + len(recs)):
-                res = next(results)
-                if res is None:
-                    raise RuntimeError(f"{key}: row {row} was taken for a replay")
-                out[row] = 1.0 - res.alert_p if res.escalated else 0.0
-    return scores, time.perf_counter() - started
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmRate:
-    """False alarms per warm record on data without anomalies, two ways."""
-
-    records: float
-    """Share of warm records flagged anomalous (score >= 1 - target_fap): the calibration."""
-    alarms: float
-    """Alarms per warm record, an alarm being a run of consecutive flagged records of a source
-    (an episode): what an operator sees when one odd stretch flags several records in a row."""
-
-    def to_json(self) -> dict[str, float]:
-        return {"records": self.records, "alarms": self.alarms}
-
-
-def alarm_rate(files: list[NabFile], config: ScoringConfig, suite: Sequence[Detector]) -> AlarmRate:
-    """False alarms after warm-up on series without anomalies, each file its own source."""
-    scorer = Scorer(config, suite)
-    return flagged_share([res for f in files for res in scorer.score_batch(f.records(), {})])
-
-
-def flagged_share(results: Sequence[Scored | None]) -> AlarmRate:
-    """Share of warm records flagged anomalous, and of warm records that open a run of them."""
-    warm = [r for r in results if r is not None and not r.warming_up]
-    flagged = opened = 0
-    previous: dict[str, bool] = {}
-    for r in warm:
-        source = r.record.source
-        if r.is_anomaly:
-            flagged += 1
-            opened += not previous.get(source, False)
-        previous[source] = r.is_anomaly
-    return AlarmRate(flagged / max(len(warm), 1), opened / max(len(warm), 1))
-
-
-def skab_alarm_rate(path: Path, config: ScoringConfig, suite: Sequence[Detector]) -> AlarmRate:
-    """The same on SKAB's anomaly-free file: one source, its 8 signals in every record."""
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter=";"))
-    names = [k for k in rows[0] if k != "datetime"]
-    recs = [
-        Record("skab", epoch(r["datetime"]), r["datetime"], {n: float(r[n]) for n in names})
-        for r in rows
-    ]
-    return flagged_share(Scorer(config, suite).score_batch(recs, {}))
-
-
-def suite_cost(config: ScoringConfig, suite: Sequence[Detector]) -> tuple[float, float]:
-    """Microseconds per signal value for the whole scoring path, and state bytes per signal."""
-    sources, signals, steps = 100, 8, 300
-    rng = np.random.default_rng(0)
-    values = rng.normal(50.0, 5.0, (steps, sources, signals))
-    recs = [
-        Record(f"s{j}", 1e9 + i, str(i), {f"x{k}": float(values[i, j, k]) for k in range(signals)})
-        for i in range(steps)
-        for j in range(sources)
-    ]
-    scorer = Scorer(config, suite)
-    states: dict[str, SourceState] = {}
-    scorer.score_batch(recs[: 100 * sources], states)  # warm: past the first-value paths
-    started = time.perf_counter()
-    for a in range(100 * sources, len(recs), 20 * sources):
-        scorer.score_batch(recs[a : a + 20 * sources], states)
-    elapsed = time.perf_counter() - started
-    per_value = elapsed / ((steps - 100) * sources * signals) * 1e6
-    size = sum(len(json.dumps(s.to_json(scorer.suite))) for s in states.values())
-    return per_value, size / (sources * signals)
-
-
-def apply_settings(
-    suite: Sequence[Detector], config: ScoringConfig, settings: Sequence[str]
-) -> tuple[list[Detector], ScoringConfig]:
-    """`kind.field=value` (a detector's parameter) or `config.field=value` (a scoring knob)
-    applied to copies: for measuring a change on NAB before making it the stream's default."""
-    detectors = list(suite)
-    for item in settings:
-        target, sep, text = item.partition("=")
-        kind, dot, name = target.partition(".")
-        if not sep or not dot or not name:
-            raise click.BadParameter(f"{item!r}: expected kind.field=value", param_hint="--set")
-        if kind == "config":
-            objects: list[Any] = [config]
-        else:
-            objects = [d for d in detectors if d.kind == kind]
-        if not objects:
-            raise click.BadParameter(
-                f"{item!r}: no detector {kind!r} in the suite", param_hint="--set"
-            )
-        names = {f.name for f in dataclasses.fields(objects[0]) if f.init}
-        current = getattr(objects[0], name, None)
-        if name not in names or type(current) not in (int, float, bool):
-            raise click.BadParameter(
-                f"{item!r}: {kind} has no numeric field {name!r}", param_hint="--set"
-            )
-        try:
-            value = _parse(text, type(current))
-        except ValueError:
-            raise click.BadParameter(
-                f"{item!r}: {text!r} is not {KIND_NAMES[type(current)]}", param_hint="--set"
-            ) from None
-        change: dict[str, Any] = {name: value}
-        if kind == "config":
-            config = dataclasses.replace(config, **change)
-        else:
-            try:
-                detectors = [
-                    dataclasses.replace(cast(Any, d), **change) if d.kind == kind else d
-                    for d in detectors
-                ]
-            except ValueError as exc:
-                raise click.BadParameter(f"{item!r}: {exc}", param_hint="--set") from None
-    return detectors, config
-
-
-KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false"}
-
-
-def _parse(text: str, kind: type) -> int | float | bool:
-    if kind is bool:
-        if text.lower() not in ("true", "false"):
-            raise ValueError(text)
-        return text.lower() == "true"
-    return int(text) if kind is int else float(text)
-
-
-def category_scores(
-    files: list[NabFile], scores: dict[str, np.ndarray], windows: nab.Windows, threshold: float
-) -> dict[str, dict[str, float]]:
-    """Per category at the corpus threshold: raw standard score, windows, windows detected,
-    false-positive rows and their (negative) weight: where the points are lost."""
-    standard = nab.Profile("standard", 1.0, 0.11, 1.0)
-    out: dict[str, dict[str, float]] = {}
-    for f in files:
-        built = nab.build_file(f.key, f.timestamps, scores[f.key], windows[f.key])
-        row = out.setdefault(
-            f.key.split("/")[0],
-            {"raw": 0.0, "windows": 0, "detected": 0, "fp": 0, "fp_weight": 0.0},
-        )
-        row["raw"] += nab.score_file(built, threshold, standard)
-        hits = np.flatnonzero(built.scores >= threshold)
-        hits = hits[hits >= built.probation]
-        inside = built.window_of_row[hits]
-        row["windows"] += len(built.windows)
-        row["detected"] += len(set(inside[inside >= 0].tolist()))
-        row["fp"] += int((inside < 0).sum())
-        row["fp_weight"] += standard.fp * float(built.unit[hits[inside < 0]].sum())
-    return out
-
-
-def evaluate(
-    files: list[NabFile],
-    windows: nab.Windows,
-    root: Path,
-    suite: Sequence[Detector],
-    config: ScoringConfig | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """Scores per file, the corpus scores per profile, and the per-category detail."""
-    scores, _ = run_stream(files, config or ScoringConfig(), suite)
-    corpus = nab.score_corpus(
-        {f.key: (f.timestamps, scores[f.key]) for f in files}, windows, nab.load_profiles(root)
-    )
-    return scores, corpus, category_scores(files, scores, windows, corpus["standard"]["threshold"])
 
 
 @click.command()

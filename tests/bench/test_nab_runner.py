@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from bench.datasets import bench_root
-from bench.nab import runner
 from bench.nab import scorer as nab
+from bench.nab import stream
+from bench.nab.measures import flagged_share
+from bench.nab.settings import apply_settings
 from detectors.engine import Scorer, ScoringConfig
 from detectors.persist import Persist
 from detectors.registry import default_suite
@@ -20,18 +22,18 @@ FILES = ("realKnownCause/ambient_temperature_system_failure.csv", "realTraffic/s
 
 
 @pytest.fixture(scope="module")
-def corpus() -> tuple[Path, list[runner.NabFile]]:
+def corpus() -> tuple[Path, list[stream.NabFile]]:
     try:
         root = nab.nab_root(None)
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
-    files = [f for f in runner.load_corpus(root / "data") if f.key in FILES]
+    files = [f for f in stream.load_corpus(root / "data") if f.key in FILES]
     return root, files
 
 
 def test_runner_scores_are_the_stream_scorers_alert_scores(corpus) -> None:
     _, files = corpus
-    scores, _ = runner.run_stream(files, ScoringConfig(), chunk=137)
+    scores, _ = stream.run_stream(files, ScoringConfig(), chunk=137)
     f = files[1]
     direct = Scorer(ScoringConfig()).score_batch(f.records(), {})
     expected = [1.0 - r.alert_p if r is not None and r.escalated else 0.0 for r in direct]
@@ -41,7 +43,7 @@ def test_runner_scores_are_the_stream_scorers_alert_scores(corpus) -> None:
 
 def test_written_results_score_the_same_as_in_memory(corpus, tmp_path: Path) -> None:
     root, files = corpus
-    scores, _ = runner.run_stream(files, ScoringConfig())
+    scores, _ = stream.run_stream(files, ScoringConfig())
     windows = nab.load_windows(root)
     for f in files:
         nab.write_results(
@@ -67,11 +69,11 @@ def test_bench_root_error_names_the_variable(monkeypatch, tmp_path: Path) -> Non
 
 def test_category_detail_adds_up_to_the_file_scores(corpus) -> None:
     root, files = corpus
-    scores, _ = runner.run_stream(files, ScoringConfig())
+    scores, _ = stream.run_stream(files, ScoringConfig())
     windows = nab.load_windows(root)
     standard = nab.Profile("standard", 1.0, 0.11, 1.0)
     threshold = 0.99
-    detail = runner.category_scores(files, scores, windows, threshold)
+    detail = stream.category_scores(files, scores, windows, threshold)
     assert set(detail) == {"realKnownCause", "realTraffic"}
     for f in files:
         row = detail[f.key.split("/")[0]]
@@ -88,7 +90,7 @@ def test_category_detail_adds_up_to_the_file_scores(corpus) -> None:
 def test_settings_change_copies_of_the_suite_and_config_only() -> None:
     suite = default_suite()
     config = ScoringConfig()
-    changed, cfg = runner.apply_settings(
+    changed, cfg = apply_settings(
         suite,
         config,
         [
@@ -122,7 +124,7 @@ def test_settings_change_copies_of_the_suite_and_config_only() -> None:
 )
 def test_bad_settings_are_one_line_errors(item: str, message: str) -> None:
     with pytest.raises(click.BadParameter, match=message):
-        runner.apply_settings(default_suite(), ScoringConfig(), [item])
+        apply_settings(default_suite(), ScoringConfig(), [item])
 
 
 def test_alarms_are_runs_of_flagged_records_per_source() -> None:
@@ -140,5 +142,5 @@ def test_alarms_are_runs_of_flagged_records_per_source() -> None:
     results = [res("x", True, warming=True)]
     for fa, fb in zip(a, b, strict=True):
         results += [res("a", fa), res("b", fb)]
-    rate = runner.flagged_share(results)
+    rate = flagged_share(results)
     assert rate.records == 5 / 12 and rate.alarms == 4 / 12

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from anomstream.csv_options import csv_options, load_csv, names
+from detectors.config import TARGET_FAP, ScoringConfig
 from detectors.csvdata import Table
-from detectors.engine import ScoringConfig
 from detectors.model_spec import ModelError
 
 
@@ -49,7 +49,7 @@ from detectors.model_spec import ModelError
 @click.option(
     "--target-fap",
     type=click.FloatRange(1e-9, 0.5),
-    default=ScoringConfig().target_fap,
+    default=TARGET_FAP,
     show_default=True,
 )
 @click.option("--epochs", type=click.IntRange(1, 10_000), default=60, show_default=True)
@@ -149,7 +149,7 @@ def _model_and_data(
     except ModelError as exc:
         raise click.ClickException(str(exc)) from None
     table = load_csv(data, **reading)
-    chosen = target_fap or served.spec.info.get("target_fap", ScoringConfig().target_fap)
+    chosen = target_fap or served.spec.info.get("target_fap", TARGET_FAP)
     config = ScoringConfig(target_fap=chosen)
     return served, table, config
 

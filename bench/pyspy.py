@@ -30,19 +30,19 @@ STAGES: tuple[Rule, ...] = (
     ("Kafka client (aiokafka)", r"aiokafka/|kafka/", ""),
     ("Kafka client (aiokafka)", r"asyncio/tasks\.py", r"^gather$"),  # awaiting per-message acks
     ("state load/save (snapshots, table)", r"detectors/(source_state|persist)\.py", ""),
-    ("state load/save (snapshots, table)", r"streams/processor\.py", r"flush|_load|evict"),
-    ("checkpoints, offset checks (streams/)", r"streams/(checkpoints|continuity)\.py", ""),
+    ("state load/save (snapshots, table)", r"streams/state\.py|streams/faust_compat\.py", ""),
+    ("checkpoints, offset checks (streams/)", r"streams/continuity\.py", ""),
     ("metrics (prometheus)", r"streams/metrics\.py|prometheus_client/", ""),
     ("decode + validate", r"streams/codec\.py|detectors/records\.py", ""),
     ("decode + validate", r"streams/processor\.py", r"_decode"),
     ("score messages (build + orjson)", r"detectors/messages\.py", ""),
     ("score messages (build + orjson)", r"streams/processor\.py", r"process"),
     ("autoencoder (windows, onnxruntime)", r"detectors/autoencoder\.py|onnxruntime/", ""),
-    ("autoencoder (windows, onnxruntime)", r"detectors/engine\.py", r"_autoencode"),
-    ("scorer _collect (per-record results)", r"detectors/engine\.py", r"_collect|_escalate|_trac"),
-    ("scorer _collect (per-record results)", r"detectors/fusion\.py", ""),
-    ("scorer _run (detector core, compiled loops)", r"detectors/engine\.py", r"\._run$"),
-    ("scorer batch layout (state arrays in/out)", r"detectors/engine\.py", r"score_batch|_layout"),
+    ("autoencoder (windows, onnxruntime)", r"detectors/model_verdicts\.py", ""),
+    ("scorer collect (per-record results)", r"detectors/(collect|alerting)\.py", ""),
+    ("scorer collect (per-record results)", r"detectors/fusion\.py", ""),
+    ("scorer steps (detector core, compiled loops)", r"detectors/steps\.py", r"run_steps"),
+    ("scorer batch layout (state arrays in/out)", r"detectors/(engine|batch)\.py", ""),
     ("Faust/mode per-event machinery", r"faust/|mode/", ""),
 )
 """The first rule that matches, from the innermost frame outwards, names the stage."""
@@ -50,8 +50,8 @@ FALLBACKS: tuple[Rule, ...] = (
     ("scorer batch layout (state arrays in/out)", r"detectors/", ""),
     ("agent glue (streams/app.py)", r"streams/app\.py", ""),
 )
-"""Tried only when no stage rule matched: a detector helper counts for the engine step that
-called it (`_run`, `_collect`), not for whichever engine frame is nearest the leaf."""
+"""Tried only when no stage rule matched: a detector helper counts for the engine stage that
+called it (`run_steps`, `collect`), not for whichever engine frame is nearest the leaf."""
 LOOP = "asyncio event loop (select, scheduling)"
 LOOP_FRAME = re.compile(r"^(Handle\._run|BaseEventLoop\._run_once) \(asyncio/")
 """Frames beyond these are the loop's callers: a sample not placed before them is the loop's."""

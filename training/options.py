@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from detectors.config import TARGET_FAP
+
 
 class TrainError(ValueError):
     """The data cannot train a model; the message is one line for the user."""
@@ -24,7 +26,7 @@ class TrainOptions:
     """Code size (default: 30 % of window x signals)."""
     train_rows: int | None = None
     train_fraction: float = 0.9
-    target_fap: float = 1e-3
+    target_fap: float = TARGET_FAP
     epochs: int = 60
     batch_size: int = 64
     patience: int = 5

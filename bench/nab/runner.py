@@ -5,7 +5,8 @@ Each file is one source with one signal, `value`; its rows are fed in order thro
 a row's score uses only that row and the ones before it). All files advance together, one
 micro-batch of `chunk` rows per file at a time, as the stream batches (scores do not depend on the
 cut). A row's NAB anomaly score is its record score where the stream would alert on it at some
-threshold (it escalates, see `Scorer._escalate`), else 0; warming rows score 0 (no events).
+threshold (it escalates, see `detectors.alerting.escalate`), else 0; warming rows score 0 (no
+events).
 
 It also measures, with the same configuration, the false-alarm rate at `target_fap` on
 anomaly-free data (NAB's artificialNoAnomaly, SKAB's anomaly-free file), the cost of the suite

@@ -109,7 +109,7 @@ def _ratio(r: dict[str, Any], base: dict[str, Any] | None) -> str:
 
 
 def bench_model(workdir: Path) -> Path:
-    """A models folder with an autoencoder for the workload's signals (trained now, ~10 s)."""
+    """A models folder with an autoencoder for the workload's signals (trained now, in seconds)."""
     from detectors.csvdata import read_table
     from training.train import TrainOptions, train
 

@@ -42,8 +42,9 @@ STREAM_KINDS = (
     Seasonal.kind,
     Novelty.kind,
 )
-"""What the stream runs today. `quantile` and `iqr` lift NAB (see README) but still raise early
-false alarms on young series (the demo's), so they wait for a warm-up of their own."""
+"""What the stream runs today. `quantile` and `iqr` are registered but not run: with `novelty`
+in the suite they cost NAB points (docs/benchmarks.md) and raise early false alarms on young
+series (the demo's)."""
 
 
 def default_suite(options: SuiteOptions | None = None) -> list[Detector]:

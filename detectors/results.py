@@ -79,7 +79,7 @@ class SignalRows:
 
     The score message is built from these directly (`detectors.messages`); `SignalResult`s
     are built only when asked for (events, offline tables, tests): one object per signal per
-    record was a third of the worker's time.
+    record was a large share of the worker's time (docs/benchmarks.md).
     """
 
     __slots__ = ("_results", "cols", "names", "recon", "share", "t", "table", "values")

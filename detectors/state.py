@@ -5,8 +5,8 @@ A source keeps its numbers in two blocks (`Packing`); a micro-batch concatenates
 its sources and hands each detector views into them, then cuts them back per source. The
 snapshot of one source is plain JSON, never pickle: a field of one number per series is a list of
 floats (exact through orjson's shortest repr); a field of rows of numbers (a seasonal profile, a
-history) is the base64 of its little-endian float64 bytes, exact as well, and about half the
-size and a tenth of the encoding time of the same numbers as text.
+history) is the base64 of its little-endian float64 bytes, exact as well, and smaller and much
+faster to encode than the same numbers as text (docs/benchmarks.md).
 """
 
 from __future__ import annotations

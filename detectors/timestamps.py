@@ -42,7 +42,8 @@ def parse_ts(value: Any) -> tuple[float, str]:
 
 _MINUTES: dict[int, str] = {}
 """Minute since the epoch -> its RFC 3339 text up to the seconds: records of a stream share
-their minute, and formatting the date and time was a twentieth of the worker's time."""
+their minute, and formatting the date and time per record was a measurable share of the
+worker's time (docs/benchmarks.md)."""
 
 
 def epoch_text(seconds: float) -> str:

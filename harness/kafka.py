@@ -22,7 +22,7 @@ from harness.probe import free_port
 __all__ = ["KAFKA_JVM_OPTS", "KafkaBroker"]
 
 #: Kafka's own GC choice (throughput benchmarks run on this broker, so no C1-only JIT tricks:
-#: `-XX:TieredStopAtLevel=1` saves ~0.8 s of start-up and costs peak speed); heap is separate.
+#: `-XX:TieredStopAtLevel=1` starts faster and costs peak speed); heap is separate.
 KAFKA_JVM_OPTS: tuple[str, ...] = (
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",

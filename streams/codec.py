@@ -1,8 +1,8 @@
 """Decode and validate input messages: bytes -> records, or a reason it goes to the dead letters.
 
 The checks are the ones `schemas/record.schema.json` states, written out by hand because the
-hot path cannot afford a generic validator (~30 µs a record); a test runs both over a corpus of
-good and bad records and requires them to agree. Pure code: no Kafka here.
+hot path cannot afford a generic validator (its cost: docs/benchmarks.md); a test runs both
+over a corpus of good and bad records and requires them to agree. Pure code: no Kafka here.
 """
 
 from __future__ import annotations

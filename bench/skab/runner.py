@@ -81,7 +81,7 @@ def stream_cost(model: OnnxAutoencoder, sources: int = 100, steps: int = 220) ->
         for j in range(sources)
     ]
     best = {False: float("inf"), True: float("inf")}
-    for _ in range(3):  # the difference of two ~80 us figures: take each one's best of three
+    for _ in range(3):  # the difference of two similar figures: take each one's best of three
         for with_model in (False, True):
             scorer = scorer_for(model if with_model else None, ScoringConfig())
             states: dict[str, SourceState] = {}

@@ -294,23 +294,23 @@ def warmup(
     settings = settings_from(config, broker)
     console = Console()
     try:
+        scorer = build_scorer(settings, ModelBook(settings.serving.models_dir))
+        warming = warm.Warming(scorer)
         if data is None:
-            history = asyncio.run(warm.records_from_topic(settings, start or 0.0))
-            records = history.records
+            history = asyncio.run(warm.warm_from_topic(settings, start or 0.0, warming))
             console.print(
                 f"read {history.messages} messages from {settings.kafka.topic_signals}"
                 + (f", skipped {history.dead} malformed" if history.dead else "")
             )
         else:
-            records = warm.records_from_csv(data, start, source, reading)
-        if not records:
+            warming.add(warm.records_from_csv(data, start, source, reading))
+        warmed = warming.finish()
+        if not warmed.states:
             where = settings.kafka.topic_signals if data is None else data
             raise warm.WarmupError(
                 f"no records to warm up from in {where}"
                 + ("" if since is None else f" since {since}")
             )
-        scorer = build_scorer(settings, ModelBook(settings.serving.models_dir))
-        warmed = warm.warm_states(scorer, records)
         written = None
         if not dry_run:
             written = asyncio.run(warm.write_states(settings, warmed.states, scorer))

@@ -16,7 +16,7 @@ import csv
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -74,9 +74,9 @@ class Warmed(NamedTuple):
 
 @dataclass(slots=True)
 class History:
-    """Records read back from the input topic."""
+    """What was read back from the input topic (the records themselves go to a `Warming`)."""
 
-    records: list[Record] = field(default_factory=list)
+    records: int = 0
     messages: int = 0
     dead: int = 0
     """Messages or array elements that do not decode: the worker dead-letters them; skipped."""
@@ -139,27 +139,58 @@ def require_time_column(path: Path, time_col: str | None, sep: str | None = None
     )
 
 
+class Warming:
+    """Scores history as it arrives, in micro-batches of `batch`, from fresh states: memory holds
+    the states and less than one batch, never the history (weeks of a topic would not fit)."""
+
+    def __init__(self, scorer: Scorer, batch: int = BATCH) -> None:
+        self.scorer = scorer
+        self.batch = batch
+        self.states: dict[str, SourceState] = {}
+        self.summary: dict[str, SourceSummary] = {}
+        self._pending: list[Record] = []
+
+    @property
+    def held(self) -> int:
+        """Records read but not scored yet."""
+        return len(self._pending)
+
+    def add(self, records: Sequence[Record]) -> None:
+        self._pending.extend(records)
+        while len(self._pending) >= self.batch:
+            self._score(self._pending[: self.batch])
+            del self._pending[: self.batch]
+
+    def finish(self) -> Warmed:
+        """Score what is left; the states end where a worker that had seen it all would be."""
+        self._score(self._pending)
+        self._pending = []
+        return Warmed(self.states, self.summary)
+
+    def _score(self, records: Sequence[Record]) -> None:
+        for res in score_records(self.scorer, records, self.batch, self.states):
+            seen = self.summary.setdefault(res.record.source, SourceSummary())
+            seen.records += 1
+            seen.warming_up = res.warming_up
+            seen.last_ts = res.record.ts_text
+
+
 def warm_states(scorer: Scorer, records: Sequence[Record], batch: int = BATCH) -> Warmed:
-    """Score `records` in order as the stream does (`score_records`), from fresh states; the
-    states end where a worker that had seen these records would be."""
+    """Score `records` in order as the stream does (`score_records`), from fresh states."""
     if not records:
         raise WarmupError("no records to warm up from")
-    states: dict[str, SourceState] = {}
-    summary: dict[str, SourceSummary] = {}
-    for res in score_records(scorer, records, batch, states):
-        seen = summary.setdefault(res.record.source, SourceSummary())
-        seen.records += 1
-        seen.warming_up = res.warming_up
-        seen.last_ts = res.record.ts_text
-    return Warmed(states, summary)
+    warming = Warming(scorer, batch)
+    warming.add(records)
+    return warming.finish()
 
 
 def changelog_partition(source: str, state: SourceState, partitions: int) -> int:
     """The input partition the source's records go to, which is the changelog partition the
     worker restores with it: where they were read from, else where the producers' default
     partitioner (murmur2 of the key, as the Java client) puts them."""
-    if len(state.applied) == 1:
-        (read_from,) = state.applied
+    read = {partition for _, partition in state.applied}  # keyed by (topic, partition)
+    if len(read) == 1:
+        (read_from,) = read
         if read_from < partitions:
             return read_from
     key = source.encode()
@@ -198,12 +229,16 @@ async def write_states(
     return written
 
 
-async def records_from_topic(
-    settings: Settings, since: float, until_end: bool = True, idle: float = 30.0
+async def warm_from_topic(
+    settings: Settings,
+    since: float,
+    warming: Warming,
+    until_end: bool = True,
+    idle: float = 30.0,
 ) -> History:
-    """The input topic's records from time `since` (message timestamps), decoded as the worker
-    decodes them, each with its origin, so the states' applied offsets make the worker skip
-    exactly these records later.
+    """Score the input topic's records from time `since` (message timestamps) into `warming`,
+    decoded as the worker decodes them, each with its origin, so the states' applied offsets make
+    the worker skip exactly these records later. Scored as read: nothing is held but a batch.
 
     `until_end`: stop at the end offsets seen at the start (records produced meanwhile are left
     to the worker); otherwise read until no message came for `idle` seconds. With `until_end`,
@@ -236,7 +271,7 @@ async def records_from_topic(
                     if until_end and msg.offset >= end[tp]:
                         break
                     origin = Origin(topic, tp.partition, msg.offset)
-                    _decode_into(history, msg.value, origin, limits)
+                    warming.add(_decode_into(history, msg.value, origin, limits))
                 if until_end and await consumer.position(tp) >= end[tp]:
                     left.discard(tp)
             if any(batch.values()):
@@ -270,15 +305,19 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
     raise WarmupError(f"topic {topic} not found at {settings.kafka.bootstrap_servers}")
 
 
-def _decode_into(history: History, value: bytes | None, origin: Origin, limits: Limits) -> None:
+def _decode_into(
+    history: History, value: bytes | None, origin: Origin, limits: Limits
+) -> list[Record]:
+    """The message's good records, counted into `history` with what does not decode."""
     history.messages += 1
     try:
         good, bad = decode(value, origin, limits, time.time())
     except Invalid:
         history.dead += 1
-        return
-    history.records.extend(good)
+        return []
+    history.records += len(good)
     history.dead += len(bad)
+    return good
 
 
 def seasonal_periods(state: SourceState) -> dict[str, str] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from hashlib import blake2b
 
+from detectors.records import Origin
 from detectors.results import Scored
 from detectors.source_state import SourceState
 
@@ -18,9 +19,17 @@ P_FLOOR = 1e-15
 """Below this, p is beyond what any calibration knows (and 1 - p rounds to 1)."""
 
 
-def episode_id(source: str, ts_text: str) -> str:
-    """Deterministic id of the episode that opened at `ts_text`."""
-    return blake2b(f"{source}|{ts_text}".encode(), digest_size=10).hexdigest()
+def episode_id(source: str, ts_text: str, origin: Origin | None = None) -> str:
+    """Deterministic id of the episode that opened at `ts_text` with the record read at
+    `origin` (two records of a source may share a time; a replay reads the same origin)."""
+    return blake2b(f"{source}|{ts_text}{origin_text(origin)}".encode(), digest_size=10).hexdigest()
+
+
+def origin_text(origin: Origin | None) -> str:
+    """The input record's place, for ids; nothing for records without one (offline files)."""
+    if origin is None:
+        return ""
+    return f"|{origin.topic}|{origin.partition}|{origin.offset}|{origin.item}"
 
 
 def escalate(state: SourceState, p: float, realert_after: int) -> bool:
@@ -44,7 +53,7 @@ def track_episode(state: SourceState, scored: Scored) -> None:
     rec = scored.record
     if state.episode is None:
         state.episode = {
-            "id": episode_id(rec.source, rec.ts_text),
+            "id": episode_id(rec.source, rec.ts_text, rec.origin),
             "start": rec.ts_text,
             "n": 0,
         }

@@ -100,7 +100,23 @@ class OnnxAutoencoder:
                     f"{where}: {port.name} has shape {port.shape}, model.json says "
                     f"(batch, {spec.window}, {len(spec.signals)})"
                 )
-        return cls(spec, session)
+        model = cls(spec, session)
+        model.check(where)
+        return model
+
+    def check(self, where: object = "the ONNX model") -> None:
+        """One trial inference on a batch of two windows of the right shape (the centre): a graph
+        that loads but fails at run time (a wrong element type, an impossible Reshape) or
+        answers in another shape is refused here, with one line, before it serves a batch."""
+        trial = np.zeros((2, self.spec.window, len(self.spec.signals)), dtype=np.float32)
+        try:
+            out = self.reconstruct(trial)
+        except Exception as exc:  # onnxruntime raises plain Exceptions
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            raise ModelError(f"{where}: a trial inference fails ({first[:200]})") from None
+        if not np.all(np.isfinite(out)):
+            raise ModelError(f"{where}: a trial inference gives values that are not finite")
 
     @classmethod
     def load(cls, directory: Path) -> OnnxAutoencoder:

@@ -3,6 +3,14 @@
 
 Series are every signal of every source in the batch; step `t` of a source is its `t`-th record
 taken, so each series sees only its own values, in order, whatever the batch.
+
+A replay is a record at or below the offset its source's state applied on the same input topic
+and partition, and no newer than the newest record the state learnt: every applied record is at
+or before `last_ts`, so such a record may have been learnt and is skipped. A record below the
+mark but newer than anything learnt cannot have been applied: its topic was recreated (offsets
+start again) or its offsets reset. It is scored and counted (`Grouped.resets`), never dropped.
+(Broker timestamps would not do: producers set them, in any order.) Only late records of a
+recreated topic, below the old mark, are still taken for replays until its offsets pass it.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from detectors.protocol import Detector
-from detectors.records import Record
+from detectors.records import Invalid, Record
 from detectors.source_state import SourceState
 from detectors.state import Packing, State
 
@@ -27,8 +35,18 @@ class SourceBatch:
     state: SourceState
     rows: list[int] = field(default_factory=list)
     """Indexes into the batch of the records to score, in order."""
-    taken: dict[int, tuple[int, int]] = field(default_factory=dict)
-    """Partition -> (offset, index) of the last record taken in this batch."""
+    taken: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    """(Topic, partition) -> (offset, index) of the last record taken in this batch."""
+
+
+class Grouped(NamedTuple):
+    """A batch by source, the records refused, and the records scored below an applied mark."""
+
+    groups: list[SourceBatch]
+    rejected: list[tuple[int, Invalid]]
+    """Batch index and why: records that would take their source past its signal cap."""
+    resets: dict[tuple[str, int], int]
+    """(Topic, partition) -> records scored although at or below the applied offset."""
 
 
 class Layout(NamedTuple):
@@ -65,33 +83,81 @@ def group_batch(
     states: MutableMapping[str, SourceState],
     suite: Sequence[Detector],
     new_source: Callable[[], SourceState],
-) -> list[SourceBatch]:
-    """The batch's sources with records to score; replays and in-batch duplicates skipped."""
+    max_signals: int | None = None,
+) -> Grouped:
+    """The batch's sources with records to score; replays and in-batch duplicates skipped,
+    records that would give their source more than `max_signals` signal names refused."""
     by_source: dict[str, SourceBatch] = {}
+    resets: dict[tuple[str, int], int] = {}
     for i, rec in enumerate(records):
         group = by_source.get(rec.source)
         if group is None:
             state = states.get(rec.source)
             if state is None:
                 state = states[rec.source] = new_source()
+            if state.legacy is not None and rec.origin is not None:
+                state.adopt(rec.origin.topic)
             group = by_source[rec.source] = SourceBatch(rec.source, state)
         origin = rec.origin
         if origin is not None:
-            if origin.offset <= group.state.applied.get(origin.partition, -1):
-                continue  # replayed: its results were acknowledged before the state was saved
+            key = (origin.topic, origin.partition)
+            if origin.offset <= group.state.applied.get(key, -1):
+                if rec.ts <= group.state.last_ts:
+                    continue  # replayed: its results were acknowledged before the state was saved
+                resets[key] = resets.get(key, 0) + 1  # never applied: the topic starts again
             position = (origin.offset, origin.item)
-            last = group.taken.get(origin.partition)
+            last = group.taken.get(key)
             if last is not None and position <= last:
                 continue  # delivered twice within this batch
-            group.taken[origin.partition] = position
+            group.taken[key] = position
         group.rows.append(i)
-    groups = [g for g in by_source.values() if g.rows]
-    for g in groups:
-        names: dict[str, None] = {}
+    rejected: list[tuple[int, Invalid]] = []
+    groups = []
+    for g in by_source.values():
+        if not g.rows:
+            continue
+        index = g.state.index
+        known = index.keys()
+        fresh: dict[str, None] = {}
         for i in g.rows:
-            names.update(dict.fromkeys(records[i].signals))
-        g.state.add_signals(list(names), suite)
-    return groups
+            sent = records[i].signals
+            if not sent.keys() <= known:
+                fresh.update(dict.fromkeys(n for n in sent if n not in index))
+        if max_signals is not None and len(index) + len(fresh) > max_signals:
+            fresh = _cap(g, records, max_signals, rejected)
+        if fresh:
+            g.state.add_signals(list(fresh), suite)
+        if g.rows:
+            groups.append(g)
+    rejected.sort()
+    return Grouped(groups, rejected, resets)
+
+
+def _cap(
+    group: SourceBatch,
+    records: Sequence[Record],
+    cap: int,
+    rejected: list[tuple[int, Invalid]],
+) -> dict[str, None]:
+    """Drop, in order, the records that would take the source past `cap` signal names; the
+    new names of those kept."""
+    known = len(group.state.index)
+    fresh: dict[str, None] = {}
+    kept = []
+    for i in group.rows:
+        new = [n for n in records[i].signals if n not in group.state.index and n not in fresh]
+        if new and known + len(fresh) + len(new) > cap:
+            detail = (
+                f"source {group.source!r} has {known + len(fresh)} signals and this record "
+                f"adds {len(new)} ({', '.join(new[:3])}{', ...' if len(new) > 3 else ''}): "
+                f"the cap per source is {cap} (max_source_signals)"
+            )
+            rejected.append((i, Invalid("too_many_signals", detail)))
+            continue
+        fresh.update(dict.fromkeys(new))
+        kept.append(i)
+    group.rows = kept
+    return fresh
 
 
 def lay_out(groups: Sequence[SourceBatch], records: Sequence[Record]) -> Layout:

@@ -7,7 +7,9 @@ raw statistic online, in O(1) per value and five floats of state:
 - the median and the 95 % quantile by stochastic approximation (steps scaled by the mean
   absolute deviation, gain 1/n then 1/window, so it starts fast and then tracks slowly);
 - above the 95 % quantile, a generalised Pareto tail fitted by the method of moments to the
-  excesses (peaks over threshold, as in SPOT), which is what matters for 1e-3 false alarms.
+  excesses (peaks over threshold, as in SPOT), which is what matters for 1e-3 false alarms;
+- what it learns is winsorised at `LEARN_REACH` tail scales above the anchor, so one wild value
+  does not make every later anomaly look ordinary.
 
 `tail_probability(r)` is P(R >= r) under what was learnt; the score is 1 - that.
 """
@@ -52,6 +54,13 @@ thresholds it sets scatter so much that the average alarm rate falls well below 
 
 QUANTILE_REACH = 10.0
 """The tail anchor stays within this many mean absolute deviations above the median."""
+
+LEARN_REACH = 40.0
+"""Learning winsorises a statistic at this many tail scales above the anchor, once the tail has
+its first excesses: one wild value (a glitch of 1e15) would otherwise set the tail's mean excess
+and shape for hundreds of thousands of values, and every later anomaly would look ordinary. Far
+enough that an honest tail is never cut (NAB measured 10 and 20 scales as fewer anomalies found,
+40 as the same), close enough that a 20-sigma value after a glitch still alerts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +297,9 @@ def _learn_kernel(
             x = r[d, i]
             if not mask[d, i] or not np.isfinite(x):
                 continue
+            if ne[d, i] >= 10:  # winsorised (LEARN_REACH): one glitch must not set the tail
+                sigma = _gpd(m1[d, i], m2[d, i], ne[d, i], mad[d, i], floor)[1]
+                x = np.minimum(x, q[d, i] + LEARN_REACH * sigma)
             count = n[d, i] + 1.0
             first = count == 1
             gain = np.maximum(1.0 / np.maximum(count, 1.0), 1.0 / window[d])

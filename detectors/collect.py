@@ -52,6 +52,10 @@ def _absent(tested: Sequence[str], sent: Sequence[str]) -> list[str]:
     return [name for name in tested if name not in present]
 
 
+NAME_CACHE = 20_000
+"""Signal names whose keys are kept: names come and go with sources, the cache must not grow."""
+
+
 class DetectorKeys:
     """`signal/kind` for each detector kind: the score message's `detectors` keys (cached)."""
 
@@ -64,6 +68,8 @@ class DetectorKeys:
     def of(self, name: str) -> list[str]:
         keys = self._keys.get(name)
         if keys is None:
+            if len(self._keys) >= NAME_CACHE:
+                self._keys.clear()
             keys = self._keys[name] = [f"{name}/{kind}" for kind in self._kinds]
         return keys
 
@@ -182,6 +188,8 @@ def collect(
         state.records += 1
         if not is_late[t]:
             state.last_ts = rec.ts
-        if rec.origin is not None:
-            part = rec.origin.partition
-            state.applied[part] = max(state.applied.get(part, -1), rec.origin.offset)
+        origin = rec.origin
+        if origin is not None:
+            at = (origin.topic, origin.partition)
+            if state.applied.get(at, -1) < origin.offset:
+                state.applied[at] = origin.offset

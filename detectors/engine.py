@@ -3,7 +3,8 @@
 The flow, top to bottom, one stage per module:
 
 1. `detectors.batch`: group the batch by source and drop replays (records at or below the
-   offset a source's state has applied), lay the values out as a (steps x series) matrix, series
+   offset a source's state has applied on their topic), refuse records beyond a source's
+   signal cap, lay the values out as a (steps x series) matrix, series
    being every signal of every source in the batch, and gather the sources' states;
 2. `detectors.steps`: per step, every detector's raw statistic, calibrated to a tail
    probability, fused per signal and per record, then learning (unless the record is late, or
@@ -17,7 +18,8 @@ were cut into batches: the stream, a replay after a crash and offline scoring ag
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,14 +30,34 @@ from detectors.config import ScoringConfig
 from detectors.model_verdicts import autoencode
 from detectors.models import ModelBook
 from detectors.protocol import Detector
-from detectors.records import Record
+from detectors.records import Invalid, Record
 from detectors.registry import default_suite
 from detectors.results import Scored
 from detectors.source_state import SourceState
 from detectors.steps import Selection, SuitePlan, run_steps, signal_matches
 
-__all__ = ["ESCALATION", "P_FLOOR", "Scorer", "ScoringConfig", "episode_id", "signal_matches"]
-"""`Scorer` is this module's; the rest stay importable from here, where they used to live."""
+__all__ = [
+    "ESCALATION",
+    "P_FLOOR",
+    "BatchOutcome",
+    "Scorer",
+    "ScoringConfig",
+    "episode_id",
+    "signal_matches",
+]
+"""`Scorer` and `BatchOutcome` are this module's; the rest stay importable from here, where
+they used to live."""
+
+
+class BatchOutcome(NamedTuple):
+    """A scored batch: a result per record (None: a replay, or refused), and what was not
+    scored as usual, for the runtime to dead-letter, count and log."""
+
+    results: list[Scored | None]
+    rejected: list[tuple[int, Invalid]]
+    """Batch index and why: records that would take their source past its signal cap."""
+    resets: dict[tuple[str, int], int]
+    """(Topic, partition) -> records scored although at or below their applied offset."""
 
 
 class Scorer:
@@ -80,14 +102,32 @@ class Scorer:
     def new_source(self) -> SourceState:
         return SourceState.new(self.suite)
 
+    def forget(self, sources: Iterable[str]) -> None:
+        """Sources evicted from the worker: whatever is cached for them goes too."""
+        if self.models is not None:
+            self.models.forget(sources)
+
     def score_batch(
         self, records: Sequence[Record], states: MutableMapping[str, SourceState]
     ) -> list[Scored | None]:
         """Score `records` in order; `None` marks a replayed record that was already applied."""
+        return self.score(records, states).results
+
+    def score(
+        self,
+        records: Sequence[Record],
+        states: MutableMapping[str, SourceState],
+        max_signals: int | None = None,
+    ) -> BatchOutcome:
+        """Score `records` in order; a record that would give its source more than
+        `max_signals` signal names is refused (`BatchOutcome.rejected`), not scored."""
         results: list[Scored | None] = [None] * len(records)
-        groups = group_batch(records, states, self.suite, self.new_source)
+        groups, rejected, resets = group_batch(
+            records, states, self.suite, self.new_source, max_signals
+        )
+        outcome = BatchOutcome(results, rejected, resets)
         if not groups:
-            return results
+            return outcome
         layout = lay_out(groups, records)
         blocks = gather(groups, self.packing, len(self.suite))
         runs_on = self._selection.runs_on(
@@ -107,4 +147,4 @@ class Scorer:
         for j, group in enumerate(groups):
             base = int(layout.offsets[j])
             collect(self.config, group, records, per_record, j, base, results, columns, verdicts)
-        return results
+        return outcome

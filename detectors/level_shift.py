@@ -3,6 +3,8 @@
 Two exponentially weighted means, a fast one (span `fast`) and a slow one (span `slow`), stand in
 for two adjacent windows in O(1) state; their gap in units of the slow standard deviation is the
 statistic. It catches steps that persist and slow drifts that a per-value test never sees.
+Learning winsorises each value at `clip` slow standard deviations from the slow level, so one
+glitch neither drags the levels nor inflates the deviation that every later gap is measured in.
 
 >>> import numpy as np
 >>> det = LevelShift(fast=5, slow=50)
@@ -45,6 +47,7 @@ class LevelShift:
 
     fast: int = 20
     slow: int = 1000
+    clip: float = 6.0
     calibration: Calibration = field(default_factory=lambda: Calibration(min_scale=0.02))
 
     def new_state(self, n: int) -> State:
@@ -57,7 +60,7 @@ class LevelShift:
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
         fields = (st["n"], st["fast"], st["slow"], st["var"])
-        _learn(*fields, x, mask, float(self.fast), float(self.slow))
+        _learn(*fields, x, mask, float(self.fast), float(self.slow), self.clip)
 
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sd = np.empty_like(r)
@@ -111,14 +114,17 @@ def _learn(
     mask: np.ndarray,
     fast_span: float,
     slow_span: float,
+    clip: float,
 ) -> None:
     for i in range(len(x)):
         if not mask[i] or np.isnan(x[i]):
             continue
-        fast[i] = _fast_after(n[i], fast[i], x[i], fast_span)
+        limit = clip * _sd(slow[i], var[i]) if n[i] >= 10 else np.inf
+        v = np.minimum(np.maximum(x[i], slow[i] - limit), slow[i] + limit)
+        fast[i] = _fast_after(n[i], fast[i], v, fast_span)
         count = n[i] + 1.0
         a = np.maximum(1.0 / np.maximum(count, 1.0), 1.0 / slow_span)
-        delta = x[i] - slow[i]
+        delta = v - slow[i]
         slow[i] += a * delta
         var[i] = (1.0 - a) * (var[i] + a * delta * delta)
         n[i] = count

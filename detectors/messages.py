@@ -1,8 +1,10 @@
 """Score messages and anomaly events, as plain dicts matching `schemas/`.
 
 Pure functions of a `Scored` result, so the stream, offline scoring and the tests build the very
-same messages. Event ids hash source, time and kind: a replay after a crash emits the same ids,
-which lets consumers drop duplicates.
+same messages. Event ids hash source, time, kind and the input record's topic, partition, offset
+and index: a replay after a crash emits the same ids, which lets consumers drop duplicates, and
+two records of a source at the same time get their own. (Records without an input position, from
+offline files, keep source, time and kind.)
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import math
 from hashlib import blake2b
 from typing import Any
 
+from detectors.alerting import origin_text
 from detectors.config import ScoringConfig
 from detectors.fusion import severity
+from detectors.records import Origin
 from detectors.results import Scored, SignalResult
 
 MAX_EVENT_SIGNALS = 10
@@ -93,8 +97,10 @@ def score_message(
     return msg
 
 
-def event_id(source: str, ts_text: str, kind: str) -> str:
-    return blake2b(f"{source}|{ts_text}|{kind}".encode(), digest_size=16).hexdigest()
+def event_id(source: str, ts_text: str, kind: str, origin: Origin | None = None) -> str:
+    """Deterministic per input record and kind (see the module docstring)."""
+    text = f"{source}|{ts_text}|{kind}{origin_text(origin)}"
+    return blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def by_model(scored: Scored) -> bool:
@@ -140,7 +146,7 @@ def anomaly_event(
             fired.append(f"{ranked[0][0].name}/{ranked[0][0].detector}")
         fired.extend(f"{s.name}/novelty" for s, share in ranked if share > 0 and s.new)
     event: dict[str, Any] = {
-        "id": event_id(rec.source, rec.ts_text, "score"),
+        "id": event_id(rec.source, rec.ts_text, "score", rec.origin),
         "source": rec.source,
         "ts": rec.ts_text,
         "kind": "score",

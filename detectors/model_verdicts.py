@@ -1,11 +1,13 @@
 """The autoencoder stage: each model's verdict on the batch's records, fused into theirs.
 
 After the step loop, so that a record's missing values are imputed from the univariate
-detectors' expected values; one inference per model for every source it serves.
+detectors' expected values; one inference per model for every source it serves. A model whose
+inference raises is quarantined (`ModelBook.quarantine`) and the batch is scored without it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +18,8 @@ from detectors.batch import SourceBatch
 from detectors.fusion import sidak
 from detectors.models import ModelBook
 from detectors.steps import StepOutputs
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -118,7 +122,17 @@ def autoencode(
             all_rows.append(rows)
             all_gaps.append(holes)
         states = [groups[j].state.window for j in members]
-        grid = score_sources(model, [s for s in states if s is not None], all_rows, all_gaps)
+        try:
+            grid = score_sources(model, [s for s in states if s is not None], all_rows, all_gaps)
+        except Exception as exc:  # a model that fails at run time is dropped, not the worker
+            text = str(exc).strip()
+            reason = text.splitlines()[0][:200] if text else type(exc).__name__
+            log.error("model %s quarantined: inference fails (%s)", model.label, reason)
+            models.quarantine(model, f"inference fails: {reason}")
+            grid_row[:, members] = -1
+            for j in members:  # the batch is scored without it
+                groups[j].state.window = None
+            continue
         # each member's records: their grid rows, and the model's p where it judged
         rows_of = grid_row[:, members]
         taken_at = rows_of >= 0

@@ -12,12 +12,16 @@ being retrained keeps being served as it was until its new description lands.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from detectors.autoencoder import OnnxAutoencoder
 from detectors.model_spec import MODEL_FILE, SPEC_FILE
 
 log = logging.getLogger(__name__)
+
+LOOKUP_CACHE = 100_000
+"""Sources whose model is remembered (cleared beyond: a lookup is a few pattern matches)."""
 
 
 class ModelBook:
@@ -27,6 +31,8 @@ class ModelBook:
         self.root = root
         self.models: dict[str, OnnxAutoencoder] = {}
         self.errors: dict[str, str] = {}
+        self.quarantined: dict[str, int] = {}
+        """Directory -> models quarantined from it (`quarantine`)."""
         self._stamps: dict[str, int] = {}
         """Directory -> mtime of the `model.json` it was loaded from."""
         self._lookup: dict[str, OnnxAutoencoder | None] = {}
@@ -39,8 +45,15 @@ class ModelBook:
         found = self._lookup.get(source, self)
         if found is self:
             found = next((m for _, m in sorted(self.models.items()) if m.spec.serves(source)), None)
+            if len(self._lookup) >= LOOKUP_CACHE:
+                self._lookup.clear()
             self._lookup[source] = found
         return found  # type: ignore[return-value]
+
+    def forget(self, sources: Iterable[str]) -> None:
+        """Sources evicted from the worker: their lookups go too."""
+        for source in sources:
+            self._lookup.pop(source, None)
 
     def refresh(self) -> bool:
         """Reload what changed on disk; True when the set of models changed."""
@@ -82,3 +95,14 @@ class ModelBook:
         if changed:
             self._lookup.clear()
         return changed
+
+    def quarantine(self, model: OnnxAutoencoder, reason: str) -> None:
+        """Stop serving `model`, which failed at run time: its directory's error says why
+        (`errors`, for `/readyz`) and it is not loaded again until its `model.json` changes;
+        `quarantined` counts it (a metric)."""
+        for name, served in list(self.models.items()):
+            if served is model or served.label == model.label:
+                del self.models[name]
+                self.errors[name] = f"quarantined: {reason}"
+                self.quarantined[name] = self.quarantined.get(name, 0) + 1
+        self._lookup.clear()

@@ -5,7 +5,10 @@ has ever been there. Each signal keeps a coarse map of the values it has taken: 
 `levels` cells at most, one bit per cell. The grid's width is a `split`-th of the range of the
 signal's first `warm` values, and doubles (two cells merge into one, exactly) whenever the
 signal's all-time range would need more cells. A value in a cell the signal never visited is new
-(its statistic is 1, else 0).
+(its statistic is 1, else 0). A value `far` grids beyond the range is new but is not learnt
+until `hold` such values came in a row: one glitch (1e15) would
+otherwise double the grid until every usual value shares one cell, for good, while a signal that
+really moved keeps coming back there and is learnt.
 
 New values are rare once a signal has shown its range, and NAB's labelled anomalies are often
 new values (HTM and CAD OSE lean on the same evidence). It does not judge alone: it weighs the
@@ -18,7 +21,7 @@ decade, new is what extremes usually are. A decade counts `prior` values more, a
 decade with few values gains little and one never seen gives q = 1 (no gain), and no decade's q
 is below a milder one's. q is read before learning, so a replay gives the same numbers.
 
-State: six floats per series (the bit map is one of them: `levels` <= 52 bits fit a float64
+State: seven floats per series (the bit map is one of them: `levels` <= 52 bits fit a float64
 exactly) and two counts per decade, about 500 bytes of JSON.
 
 >>> import numpy as np
@@ -64,7 +67,7 @@ were all equal: any move is new until the range has grown and the grid has doubl
 @dataclass(frozen=True, slots=True)
 class Novelty:
     kind: ClassVar[str] = "novelty"
-    state_version: ClassVar[int] = 1
+    state_version: ClassVar[int] = 2
     late_start: ClassVar[bool] = False
     explains: ClassVar[tuple[str, ...]] = ()
     describes_band: ClassVar[bool] = False
@@ -80,6 +83,7 @@ class Novelty:
         "origin": 0.0,  # the grid: cell k holds [origin + k * width, origin + (k + 1) * width)
         "width": 0.0,  # 0 until the first `warm` values have set it
         "seen": 0.0,  # bit map of visited cells from the cell of `lo` up, as an exact integer
+        "held": 0.0,  # far values in a row not learnt (see `hold`)
         "count": (0.0, DECADES),  # values observed per decade of their p (see `observe`)
         "hits": (0.0, DECADES),  # of which new
     }
@@ -92,14 +96,21 @@ class Novelty:
     """Cells across the first values' range."""
     prior: float = 1.0
     """Pseudo-values, all new, in each decade's share: a decade with no values gives q = 1."""
+    far: float = 64.0
+    """A value is far when it lies beyond the range by more than this many grids (`levels`
+    cells each): one that would need the grid to double six times at once."""
+    hold: int = 3
+    """Far values (beyond the range by more than the grid spans) in a row left unlearnt: a
+    glitch is alone, a signal that moved far is learnt at its `hold + 1`-th value there."""
     calibration: Calibration = field(default_factory=lambda: Calibration(min_scale=1.0))
 
     def __post_init__(self) -> None:
         """Settings the loops cannot run with fail here, not as a wrong bit map later."""
-        fits = 2 <= self.levels <= MAX_LEVELS and self.warm >= 1
+        fits = 2 <= self.levels <= MAX_LEVELS and self.warm >= 1 and self.hold >= 0 and self.far > 0
         if not (fits and min(self.split, self.prior) > 0):
             raise ValueError(
-                f"novelty needs 2 <= levels <= {MAX_LEVELS}, warm >= 1, split > 0, prior > 0"
+                f"novelty needs 2 <= levels <= {MAX_LEVELS}, warm >= 1, hold >= 0, split > 0"
+                ", prior > 0"
             )
 
     def new_state(self, n: int) -> State:
@@ -125,8 +136,9 @@ class Novelty:
         _observe(st["count"], st["hits"], new, p, mask)
 
     def learn(self, st: State, x: np.ndarray, t: np.ndarray, mask: np.ndarray) -> None:
-        fields = (st["n"], st["lo"], st["hi"], st["origin"], st["width"], st["seen"])
-        _learn(*fields, x, mask, self.levels, float(self.warm), self.split)
+        fields = (st["n"], st["lo"], st["hi"], st["origin"], st["width"], st["seen"], st["held"])
+        params = (self.levels, float(self.warm), self.split, self.far, float(self.hold))
+        _learn(*fields, x, mask, *params)
 
     def band(self, st: State, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Novelty has no value band: where the signal has been is not one interval."""
@@ -197,17 +209,26 @@ def _learn(
     origin: np.ndarray,
     width: np.ndarray,
     seen: np.ndarray,
+    held: np.ndarray,
     x: np.ndarray,
     mask: np.ndarray,
     levels: int,
     warm: float,
     split: float,
+    far: float,
+    hold: float,
 ) -> None:
     full = (1 << levels) - 1
     for i in range(len(x)):
         v = x[i]
         if not mask[i] or not np.isfinite(v):
             continue
+        if width[i] > 0:  # far beyond the range: a glitch, unless it keeps coming
+            reach = far * levels * width[i]
+            if (v > hi[i] + reach or v < lo[i] - reach) and held[i] < hold:
+                held[i] += 1.0
+                continue
+            held[i] = 0.0
         n[i] += 1.0
         if n[i] == 1.0:
             lo[i], hi[i] = v, v

@@ -78,6 +78,9 @@ class QuantileBand:
     tau: float = 0.003
     """The band is [tau, 1 - tau] quantiles."""
     span: int = 5000
+    clip: float = 10.0
+    """Learning winsorises the deviation that the step scale learns at this many scales: one
+    glitch must not widen the band (and every step) for thousands of values."""
     calibration: Calibration = field(
         default_factory=lambda: Calibration(
             min_scale=0.05, window=5000, tail_window=2000, adaptive_tail=True
@@ -107,7 +110,10 @@ class QuantileBand:
         first = m & (n == 1)
         gain = np.where(m, np.maximum(1.0 / np.maximum(n, 1.0), 1.0 / self.span), 0.0)
         scale = np.maximum(st["mad"], 1e-12 * (np.abs(st["med"]) + 1.0))
-        mad = st["mad"] + gain * (np.abs(xs - st["med"]) - st["mad"])
+        floor = 1e-9 * (np.abs(st["med"]) + 1.0)
+        limit = np.where(st["n"] >= 10, self.clip * np.maximum(st["mad"], floor), np.inf)
+        deviation = np.minimum(np.abs(xs - st["med"]), limit)
+        mad = st["mad"] + gain * (deviation - st["mad"])
         st["mad"] = np.where(first, 0.0, mad)  # the first value has no spread yet
         for name, tau in (("med", 0.5), ("lo", self.tau), ("hi", 1.0 - self.tau)):
             moved = sa_quantile(st[name], xs, tau, gain, scale)

@@ -3,16 +3,22 @@
 The snapshot is the contract (it goes to a changelog-backed table and comes back after a crash or
 a rebalance): plain JSON, versioned per detector, carrying the input offsets it has applied so a
 replayed record is recognised and not learnt twice.
+
+Layout versions: 1 kept the applied offsets by partition only; 2 keys them by input topic and
+partition and keeps the wall-clock time the source was last seen. A version 1 state is read:
+its offsets go to the first input topic the source is seen on again (a worker reads one topic).
+A snapshot that cannot be read at all raises `UnreadableState`, with a short reason.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from detectors.autoencoder import WindowState
 from detectors.protocol import Detector
@@ -20,7 +26,23 @@ from detectors.state import Packing, State, from_snapshot
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+MAX_SOURCE_SIGNALS = 100
+"""Signal names one source may have. A source's snapshot takes ~6.4 KB per signal with the
+default suite (measured: 638 KB for 100 signals, 48 seasonal bins), so 100 keeps the largest
+state at ~60 % of a 1 MiB changelog message, leaving room for a model's window and the
+bookkeeping. More seasonal bins make each signal bigger (512 bins: ~21 KB): lower the cap."""
+
+Applied = dict[tuple[str, int], int]
+"""(input topic, partition) -> highest offset whose results were acknowledged."""
+
+
+class UnreadableState(ValueError):
+    """A snapshot this version cannot read; `reason` is a short label (a metric label)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
 
 
 _PACKINGS: dict[tuple[Any, ...], Packing] = {}
@@ -49,8 +71,11 @@ class SourceState:
     scalars: np.ndarray
     wide: np.ndarray
     kinds: list[str]
-    applied: dict[int, int] = field(default_factory=dict)
-    """Input partition -> highest offset whose results were acknowledged."""
+    applied: Applied = field(default_factory=dict)
+    legacy: dict[int, int] | None = None
+    """Partition -> offset of a version 1 snapshot, until `adopt` gives them their topic."""
+    seen: float | None = None
+    """Wall-clock time (epoch seconds) of the source's last record: eviction counts from it."""
     last_ts: float = float("-inf")
     records: int = 0
     episode: dict[str, Any] | None = None
@@ -95,15 +120,27 @@ class SourceState:
             self.index[name] = len(self.signals)
             self.signals.append(name)
 
+    def adopt(self, topic: str) -> None:
+        """A version 1 state's offsets belong to the first input topic it sees (only one)."""
+        for partition, offset in (self.legacy or {}).items():
+            self.applied.setdefault((topic, partition), offset)
+        self.legacy = None
+
     def to_json(self, suite: Sequence[Detector]) -> dict[str, Any]:
         if [d.kind for d in suite] != self.kinds:
             raise ValueError("a source state saved with another suite")
         snaps = self.packing.snapshots(self.scalars, self.wide)
         n = len(suite)
+        applied: dict[str, dict[str, int]] = {}
+        for (topic, partition), offset in self.applied.items():
+            applied.setdefault(topic, {})[str(partition)] = offset
+        if self.legacy:  # not adopted yet: kept under no topic
+            applied[""] = {str(p): o for p, o in self.legacy.items()}
         return {
             "v": STATE_VERSION,
             "signals": self.signals,
-            "applied": {str(p): o for p, o in self.applied.items()},
+            "applied": applied,
+            "seen": self.seen,
             "last_ts": self.last_ts if self.last_ts != float("-inf") else None,
             "records": self.records,
             "episode": self.episode,
@@ -117,10 +154,31 @@ class SourceState:
         }
 
     @classmethod
+    def from_bytes(cls, blob: bytes, suite: Sequence[Detector]) -> SourceState:
+        """`from_json` of stored bytes; anything unreadable raises `UnreadableState`."""
+        try:
+            data = orjson.loads(blob)
+        except orjson.JSONDecodeError as exc:
+            raise UnreadableState("invalid_json", str(exc)) from None
+        if not isinstance(data, dict):
+            raise UnreadableState("wrong_shape", f"a JSON {type(data).__name__}, not an object")
+        try:
+            return cls.from_json(data, suite)
+        except UnreadableState:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise UnreadableState("wrong_shape", f"{type(exc).__name__}: {exc}") from None
+
+    @classmethod
     def from_json(cls, data: Mapping[str, Any], suite: Sequence[Detector]) -> SourceState:
-        """Rebuild from a snapshot; a detector whose state version changed starts afresh."""
+        """Rebuild from a snapshot (of this layout or version 1); a detector whose state
+        version changed starts afresh."""
+        version = data.get("v")
+        while isinstance(version, int) and version in MIGRATIONS:
+            data = MIGRATIONS[version](data)
+            version = data.get("v")
         if data.get("v") != STATE_VERSION:
-            raise ValueError(f"unsupported source state version {data.get('v')!r}")
+            raise UnreadableState("unknown_version", f"source state version {data.get('v')!r}")
         signals = list(data["signals"])
         n = len(signals)
         detectors: dict[str, State] = {}
@@ -155,7 +213,16 @@ class SourceState:
             scalars=scalars,
             wide=wide,
             kinds=[d.kind for d in suite],
-            applied={int(p): int(o) for p, o in data.get("applied", {}).items()},
+            applied={
+                (topic, int(p)): int(o)
+                for topic, offsets in data["applied"].items()
+                if topic
+                for p, o in offsets.items()
+            },
+            legacy={int(p): int(o) for p, o in data["applied"][""].items()}
+            if data["applied"].get("")
+            else None,
+            seen=None if data.get("seen") is None else float(data["seen"]),
             last_ts=float("-inf") if last_ts is None else float(last_ts),
             records=int(data.get("records", 0)),
             episode=data.get("episode"),
@@ -163,3 +230,12 @@ class SourceState:
             alert_age=int(alert[1]),
             window=None if window is None else WindowState.from_json(window),
         )
+
+
+def _from_v1(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Version 1 kept offsets by partition only: they wait, topic-less, for `adopt`."""
+    return {**data, "v": 2, "applied": {"": dict(data.get("applied", {}))}, "seen": None}
+
+
+MIGRATIONS: dict[int, Callable[[Mapping[str, Any]], dict[str, Any]]] = {1: _from_v1}
+"""Layout version -> the step that brings it one version up."""

@@ -107,7 +107,10 @@ def _learn(
         if not np.isnan(prev[i]):  # a difference needs a previous value
             count = n[i] + 1.0
             a = np.maximum(1.0 / np.maximum(count, 1.0), 1.0 / span)
-            limit = clip * _scale(prev[i], dmad[i]) if n[i] >= 10 else np.inf
+            # the scale's floor from the smaller of the two values: after a glitch of 1e15 the
+            # step back must not be winsorised at a scale of 1e15 * 1e-9
+            small = np.minimum(np.abs(prev[i]), np.abs(x[i]))
+            limit = clip * _scale(small, dmad[i]) if n[i] >= 10 else np.inf
             d = np.minimum(np.maximum(x[i] - prev[i] - dmean[i], -limit), limit)
             dmean[i] += a * d
             dmad[i] += a * (np.abs(d) - dmad[i])

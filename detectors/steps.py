@@ -94,6 +94,10 @@ class SuitePlan:
         )
 
 
+NAME_CACHE = 20_000
+"""Signal names whose match is kept per detector (bounded: names come and go with sources)."""
+
+
 class Selection:
     """Which series each detector runs on, from its `signals` patterns (cached per name)."""
 
@@ -119,6 +123,8 @@ class Selection:
         for i, name in enumerate(names):
             hit = cache.get(name)
             if hit is None:
+                if len(cache) >= NAME_CACHE:
+                    cache.clear()
                 hit = cache[name] = signal_matches(name, patterns)
             out[i] = hit
         return out

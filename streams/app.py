@@ -11,8 +11,10 @@ of Faust beyond its documented API is in `streams.faust_compat`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Sequence
 from typing import Any, NoReturn
 
@@ -23,14 +25,19 @@ from mode import Service
 
 from detectors.models import ModelBook
 from streams.continuity import GapGuard, KafkaOffsets
-from streams.faust_compat import FaustAcker, TableStore, batches
+from streams.faust_compat import FaustAcker, TableStore, batches, save_while_draining
 from streams.metrics import Metrics
 from streams.processor import Processor
 from streams.scoring import build_scorer
 from streams.settings import Settings
 from streams.state import SourceStates
 from streams.structs import Admitted
-from streams.topics import DLQ_MAX_MESSAGE_BYTES, TABLE_NAME, TopicPlan
+from streams.topics import (
+    CHANGELOG_MAX_MESSAGE_BYTES,
+    DLQ_MAX_MESSAGE_BYTES,
+    TABLE_NAME,
+    TopicPlan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +140,21 @@ def fatal(message: str) -> NoReturn:
     os._exit(EXIT_FATAL)
 
 
+def group_instance_id(settings: Settings) -> str | None:
+    """The static group member id (`group.instance.id`), or None for dynamic membership.
+
+    `auto`: host name, app id and a hash of the data dir, so a worker restarted on the same host
+    with the same settings is the same member (Kafka hands it its partitions back at once,
+    instead of after the dead member's session timeout), while two workers on one host, with
+    their own data dirs, are two members.
+    """
+    given = settings.kafka.group_instance_id.strip()
+    if given != "auto":
+        return given or None
+    where = os.path.abspath(settings.state.data_dir).encode()
+    return f"{socket.gethostname()}-{settings.kafka.app_id}-{hashlib.sha1(where).hexdigest()[:8]}"
+
+
 def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.App:
     """The Faust app for these settings; `topics` carries the input topic's real partitions."""
     os.makedirs(settings.state.data_dir, exist_ok=True)
@@ -154,7 +176,10 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         broker_heartbeat_interval=settings.kafka.broker_heartbeat_interval,
         broker_rebalance_timeout=settings.kafka.broker_rebalance_timeout,
         broker_commit_interval=settings.kafka.broker_commit_interval,
+        consumer_group_instance_id=group_instance_id(settings),
         producer_acks=-1,
+        # Faust's producer writes only the changelog: sized for the largest state allowed.
+        producer_max_request_size=CHANGELOG_MAX_MESSAGE_BYTES,
         producer_linger_ms=settings.kafka.producer_linger_ms,
         stream_wait_empty=True,
     )
@@ -183,6 +208,7 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         metrics,
         settings.state.state_flush_interval,
         settings.state.source_ttl,
+        max_source_signals=settings.state.max_source_signals,
     )
     processor = Processor(
         scorer,
@@ -195,7 +221,10 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     metrics.threshold.set(settings.scoring.threshold)
 
     def publish_models() -> None:
+        """The models serving, and the directories that do not (refused at load, or
+        quarantined when their inference failed in a batch: the worker scores on without)."""
         metrics.set_models([(m.spec.name, m.spec.version) for m in models.models.values()])
+        metrics.report_models(models.errors, models.quarantined)
 
     publish_models()
 
@@ -203,20 +232,47 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     async def refresh_models() -> None:
         """New or retrained models are swapped in between micro-batches: no record is lost."""
         async with states.lock:
-            changed = await asyncio.to_thread(models.refresh)
-        if changed:
-            publish_models()
+            await asyncio.to_thread(models.refresh)
+        publish_models()  # also when only a refusal changed: /readyz names it
 
     @app.task  # type: ignore[untyped-decorator]
     async def mark_ready() -> None:
         """Faust starts app tasks after table recovery finished."""
         metrics.ready.set(1)
 
-    guard = GapGuard(KafkaOffsets(settings.kafka.bootstrap_servers, settings.kafka.app_id))
+    guard = GapGuard(KafkaOffsets(settings.kafka.bootstrap_servers, settings.kafka.app_id), metrics)
+    store = states.store
+    assert isinstance(store, TableStore)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def forget_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+    async def save_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        """Not ready until the next assignment is restored; what was scored is saved now
+        (Faust revokes every partition at each rebalance, and reassigns some right after)."""
+        metrics.ready.set(0)
         guard.forget(list(revoked))
+        await save_now()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def forget_moved(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        """The sources of input partitions that moved to another worker leave this one."""
+        kept = {tp.partition for tp in assigned if tp.topic == topics.signals}
+        try:
+            if await keep_partitions(states, store, kept):
+                metrics.rebalances.inc()
+        except Exception:
+            fatal("cannot save the state of revoked partitions; exiting")
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def restored(sender: Any, **kwargs: Any) -> None:
+        """Faust restored the tables of the new assignment (sent before streams resume)."""
+        metrics.ready.set(1)
+
+    async def save_now() -> None:
+        try:
+            async with states.lock:
+                await states.checkpoint()
+        except Exception:
+            fatal("cannot save the detector state; exiting so that a restart replays")
 
     @app.timer(settings.state.state_flush_interval)  # type: ignore[untyped-decorator]
     async def save_when_idle() -> None:
@@ -229,17 +285,37 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     @app.agent(source, name="score")
     async def score(stream: Any) -> None:  # faust.Stream: noack_take is not on StreamT
         states.acker = FaustAcker(app, stream)
+        save_while_draining(app, save_now)
         async for events in batches(stream, settings.kafka.batch_size, settings.kafka.batch_within):
             try:
                 async with states.lock:
                     admitted = await guard.admit(events)
+                    quarantined = sum(models.quarantined.values())
                     await processor.process(admitted.messages)
                     await states.done(admitted.events, admitted.holes)
+                if sum(models.quarantined.values()) != quarantined:
+                    publish_models()
                 report_lag(app, metrics, admitted)
             except Exception:  # a bug, or the broker gone past the producer's retries
                 fatal("cannot process a batch; exiting so that a restart replays it")
 
     return app
+
+
+async def keep_partitions(states: SourceStates, store: TableStore, partitions: set[int]) -> int:
+    """Forget the sources of every input partition but `partitions` (this worker's new
+    assignment): what is dirty is saved first (under the lock), then they are dropped from
+    memory without tombstones; their new owner restores them from the changelog. Without this,
+    this worker's TTL eviction would later delete them from partitions it no longer owns."""
+    async with states.lock:
+        await states.checkpoint()
+        gone = [key.decode() for key in store.keep_partitions(partitions)]
+        states.forget(gone)
+    if gone:
+        log.info(
+            "assigned partitions %s: %d sources left this worker", sorted(partitions), len(gone)
+        )
+    return len(gone)
 
 
 def report_lag(app: faust.App, metrics: Metrics, admitted: Admitted) -> None:

@@ -9,21 +9,42 @@ expected for its partition (for the first one after an assignment: the group's c
 or the partition's first offset for a new group):
 
 - an earlier offset (a re-read) passes: the source state skips what it has applied;
-- a later offset is a hole. The missing records are read straight from the broker with a small
-  probe consumer and scored first, in order; if the broker has none (transaction markers,
-  compaction), the hole is real. Either way Faust is told about the hole only after the batch is
-  saved, so its commit never runs ahead of the state.
+- a later offset is a hole. The missing records are read straight from the broker by offset
+  with a small probe consumer, retried until the hole is covered (the probe's position reaches
+  the hole's end) or a deadline passes (then the worker stops, and a restart replays), and
+  scored first, in order. Offsets the broker holds no record for are skipped, each hole's
+  skipped offsets logged and counted (`anomstream_gap_offsets_skipped_total`): `gone` below the
+  partition's first stored offset (retention, compaction of the head), `absent` above it
+  (compacted away, transaction markers). Either way Faust is told about the hole only after the
+  batch is saved, so its commit never runs ahead of the state.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+from streams.metrics import Metrics
 from streams.structs import TP, Admitted, InMessage
 
 log = logging.getLogger(__name__)
+
+REFILL_DEADLINE = 30.0
+"""Seconds to keep reading a hole's records from the broker before giving up (and exiting)."""
+
+
+class HoleNotReadable(RuntimeError):
+    """The broker neither delivered a hole's records nor said they are gone, before the deadline."""
+
+
+class Refill(NamedTuple):
+    """What the broker holds of a hole: its records, and the partition's first stored offset
+    when they were read (the offsets below it are gone: retention, compaction)."""
+
+    messages: list[InMessage]
+    first: int
 
 
 class Offsets(Protocol):
@@ -35,19 +56,23 @@ class Offsets(Protocol):
         that is unknown."""
         ...
 
-    async def fetch(self, tp: TP, start: int, stop: int) -> list[InMessage]:
-        """The records stored at offsets [start, stop) of `tp`, in order."""
+    async def fetch(self, tp: TP, start: int, stop: int) -> Refill:
+        """The records stored at offsets [start, stop) of `tp`, in order; raises
+        `HoleNotReadable` when the broker cannot tell."""
         ...
 
 
 class GapGuard:
     """Admits events in offset order per partition, filling holes from the broker."""
 
-    def __init__(self, offsets: Offsets) -> None:
+    def __init__(self, offsets: Offsets, metrics: Metrics | None = None) -> None:
         self._offsets = offsets
+        self._metrics = metrics
         self._expected: dict[TP, int] = {}
         self.refilled = 0
         """Records read from the broker because Faust never delivered them."""
+        self.skipped: dict[str, int] = {}
+        """Offsets the broker holds no record for, by reason (`gone`, `absent`)."""
 
     def forget(self, tps: Sequence[TP]) -> None:
         """Partitions revoked: whoever gets them next starts from the committed offset."""
@@ -63,7 +88,8 @@ class GapGuard:
             if expected is None:
                 expected = await self._offsets.committed(tp)
             if expected is not None and offset > expected:
-                missing = await self._offsets.fetch(tp, expected, offset)
+                refill = await self._offsets.fetch(tp, expected, offset)
+                missing = refill.messages
                 if missing:
                     log.warning(
                         "%d records of %s (offsets %d..%d) never reached the agent; "
@@ -74,7 +100,10 @@ class GapGuard:
                         offset - 1,
                     )
                     self.refilled += len(missing)
+                    if self._metrics is not None:
+                        self._metrics.gap_refilled.inc(len(missing))
                     out.messages.extend(missing)
+                self._count_skipped(tp, expected, offset, refill)
                 out.holes.append((tp, expected, offset - 1))
             out.messages.append(
                 InMessage(msg.topic, msg.partition, offset, event.key, event.value, msg.timestamp)
@@ -84,13 +113,60 @@ class GapGuard:
                 self._expected[tp] = offset + 1
         return out
 
+    def _count_skipped(self, tp: TP, start: int, stop: int, refill: Refill) -> None:
+        """Log and count the offsets of [start, stop) the broker holds no record for."""
+        found = {m.offset for m in refill.messages}
+        gone = max(min(refill.first, stop) - start, 0)
+        absent = [o for o in range(max(start, refill.first), stop) if o not in found]
+        if gone:
+            log.warning(
+                "offsets %d..%d of %s are gone from the broker (retention or compaction): "
+                "%d records skipped unscored",
+                start,
+                start + gone - 1,
+                tp,
+                gone,
+            )
+        if absent:
+            log.warning(
+                "%d offsets of %s between %d and %d hold no record (compacted, or transaction "
+                "markers): skipped %s",
+                len(absent),
+                tp,
+                start,
+                stop - 1,
+                _ranges(absent),
+            )
+        for reason, n in (("gone", gone), ("absent", len(absent))):
+            if n:
+                self.skipped[reason] = self.skipped.get(reason, 0) + n
+                if self._metrics is not None:
+                    self._metrics.gap_skipped.labels(reason=reason).inc(n)
+
+
+def _ranges(offsets: list[int], most: int = 20) -> str:
+    """`3..5, 9` for [3, 4, 5, 9], at most `most` ranges.
+
+    >>> _ranges([3, 4, 5, 9])
+    '3..5, 9'
+    """
+    spans: list[list[int]] = []
+    for o in offsets:
+        if spans and spans[-1][1] == o - 1:
+            spans[-1][1] = o
+        else:
+            spans.append([o, o])
+    text = ", ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in spans[:most])
+    return text + (f" and {len(spans) - most} more ranges" if len(spans) > most else "")
+
 
 class KafkaOffsets:
     """`Offsets` from the broker: an admin client and a group-less probe consumer."""
 
-    def __init__(self, bootstrap: str, group: str) -> None:
+    def __init__(self, bootstrap: str, group: str, deadline: float = REFILL_DEADLINE) -> None:
         self._bootstrap = bootstrap
         self._group = group
+        self._deadline = deadline
         self._admin: Any = None
         self._probe: Any = None
 
@@ -120,28 +196,42 @@ class KafkaOffsets:
                 group_id=None,
                 enable_auto_commit=False,
                 fetch_max_wait_ms=100,
+                # an offset retention removed while we read: go on from the first stored one
+                auto_offset_reset="earliest",
             )
             await self._probe.start()
         return self._probe
 
-    async def fetch(self, tp: TP, start: int, stop: int) -> list[InMessage]:
+    async def fetch(self, tp: TP, start: int, stop: int) -> Refill:
+        """Read [start, stop) by offset until the probe's position reaches `stop`: an empty
+        answer is a slow broker, not proof of a hole (compacted offsets and transaction
+        markers move the position on without records)."""
         from aiokafka.structs import TopicPartition
 
         probe = await self._consumer()
         key = TopicPartition(tp.topic, tp.partition)
         probe.assign([key])
-        probe.seek(key, start)
+        first = int((await probe.beginning_offsets([key]))[key])
         out: list[InMessage] = []
+        if first >= stop:
+            return Refill(out, first)
+        probe.seek(key, max(start, first))
+        deadline = time.monotonic() + self._deadline
         while True:
-            batch = await probe.getmany(key, timeout_ms=2000)
-            records = batch.get(key, [])
-            if not records:
-                return out  # nothing more stored below `stop`: the rest of the hole is real
-            for r in records:
+            batch = await probe.getmany(key, timeout_ms=1000)
+            for r in batch.get(key, []):
                 if r.offset >= stop:
-                    return out
-                stamp = r.timestamp / 1000.0 if r.timestamp is not None else None
-                out.append(InMessage(tp.topic, tp.partition, r.offset, r.key, r.value, stamp))
+                    return Refill(out, first)
+                if r.offset >= start:
+                    stamp = r.timestamp / 1000.0 if r.timestamp is not None else None
+                    out.append(InMessage(tp.topic, tp.partition, r.offset, r.key, r.value, stamp))
+            if await probe.position(key) >= stop:
+                return Refill(out, first)
+            if time.monotonic() > deadline:
+                raise HoleNotReadable(
+                    f"offsets {start}..{stop - 1} of {tp}: the broker returned "
+                    f"{len(out)} records and no more within {self._deadline:.0f} s"
+                )
 
     async def close(self) -> None:
         if self._admin is not None:

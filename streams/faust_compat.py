@@ -7,7 +7,9 @@ before moving the pin.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import faust
@@ -45,6 +47,41 @@ class FaustAcker:
             await self._stream.ack(event)
 
 
+def save_while_draining(app: faust.App, save: Callable[[], Awaitable[None]]) -> None:
+    """Keep saving (and so acking) held events while Faust waits for them to be acked.
+
+    faust 0.15.3, `Consumer.wait_empty` (public, called by `App._stop_consumer` on stop and by
+    `App._on_partitions_revoked`): on stop, `Service.stop` has already ended every app timer
+    when the consumer waits for the events taken but not acked, and the timer is what saves a
+    quiet stream's held batches, so a worker stopped under load waited forever (SIGTERM ignored
+    for 60 s and more). `on_before_shutdown` runs only after that wait. While the wait lasts,
+    `save` runs every `DRAIN_EVERY` seconds on this consumer instance.
+    """
+    consumer: Any = app.consumer
+    wait_empty = getattr(consumer, "_original_wait_empty", consumer.wait_empty)
+
+    async def saving_wait_empty() -> None:
+        async def keep_saving() -> None:
+            while True:
+                await save()
+                await asyncio.sleep(DRAIN_EVERY)
+
+        saver = asyncio.ensure_future(keep_saving())
+        try:
+            await wait_empty()
+        finally:
+            saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saver
+
+    consumer._original_wait_empty = wait_empty
+    consumer.wait_empty = saving_wait_empty
+
+
+DRAIN_EVERY = 0.1
+"""Seconds between saves while Faust drains the agent's events (stop, revoke)."""
+
+
 def batches(stream: Any, size: int, within: float) -> AsyncIterator[Sequence[Any]]:
     """Micro-batches of events that Faust does not ack by itself.
 
@@ -71,6 +108,8 @@ class TableStore:
     def __init__(self, table: Any) -> None:
         self.table = table
         self._partition: dict[bytes, int] = {}
+        self._active: set[int] | None = None
+        """The input (= changelog) partitions assigned to this worker; None: not known yet."""
 
     def get(self, key: bytes) -> bytes | None:
         value: bytes | None = self.table.data.get(key)
@@ -85,7 +124,37 @@ class TableStore:
         return fut
 
     def keys(self) -> list[bytes]:
-        return list(self.table.data.keys())
+        """The entries of this worker's active partitions (not standby copies of others')."""
+        if self._active is None:
+            return list(self.table.data.keys())
+        restored = getattr(self.table.data, "_key_partition", {})
+        active = self._active
+        return [
+            key
+            for key in self.table.data.keys()  # noqa: SIM118 - a Faust store, not a dict
+            if self._partition.get(key, restored.get(key, -1)) in active
+            or (key not in self._partition and key not in restored)
+        ]
+
+    def keep_partitions(self, partitions: Iterable[int]) -> list[bytes]:
+        """Forget (no tombstone) the entries of every changelog partition not in `partitions`,
+        the ones this worker was just assigned; returns the keys dropped.
+
+        faust 0.15.3: the memory store drops restored keys of partitions no longer assigned
+        only when the next recovery completes, and never the keys written through `put`; until
+        then `keys()` would offer them to TTL eviction, whose tombstones would erase the state
+        the partition's new owner keeps."""
+        kept = self._active = set(partitions)
+        restored = getattr(self.table.data, "_key_partition", {})
+        gone = []
+        for key in list(self.table.data.keys()):
+            partition = self._partition.get(key, restored.get(key))
+            if partition is not None and partition not in kept:
+                self.table.data.pop(key, None)
+                self._partition.pop(key, None)
+                restored.pop(key, None)
+                gone.append(key)
+        return gone
 
     def delete(self, key: bytes) -> Awaitable[Any]:
         """Drop the entry and write a tombstone, so the compacted changelog forgets it too."""

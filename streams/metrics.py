@@ -108,6 +108,15 @@ class Metrics:
         self.model = Gauge(
             "anomstream_model_info", "Active multivariate model", ["name", "version"], registry=r
         )
+        self.model_errors: dict[str, str] = {}
+        """Model directory -> why it does not serve, for `/readyz`."""
+        self._quarantined: dict[str, int] = {}
+        self.model_quarantined = Counter(
+            "anomstream_model_quarantined",
+            "Models taken out of service because their inference failed at run time",
+            ["model"],
+            registry=r,
+        )
         self.build = Gauge(
             "anomstream_build_info", "Build information", ["version", "python"], registry=r
         )
@@ -123,11 +132,62 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.key_mismatch = Counter(
+            "anomstream_key_mismatch_records",
+            "Records whose message key is not their source id (scored with the state kept on "
+            "the key's partition)",
+            registry=r,
+        )
+        self.dead_letters_truncated = Counter(
+            "anomstream_dead_letters_truncated",
+            "Dead letters cut to the DLQ topic's max.message.bytes (prefix, sha256, size kept)",
+            registry=r,
+        )
+        self.gap_refilled = Counter(
+            "anomstream_gap_records_refilled",
+            "Input records Faust never delivered, read from the broker by offset and scored",
+            registry=r,
+        )
+        self.gap_skipped = Counter(
+            "anomstream_gap_offsets_skipped",
+            "Input offsets skipped because the broker holds no record there (compaction, "
+            "retention, transaction markers)",
+            ["reason"],
+            registry=r,
+        )
+        self.rebalances = Counter(
+            "anomstream_rebalances",
+            "Rebalances that moved input partitions (and their sources) away from this worker",
+            registry=r,
+        )
+        self.state_unreadable = Counter(
+            "anomstream_state_unreadable",
+            "Stored source states that could not be read (the source started cold)",
+            ["reason"],
+            registry=r,
+        )
+        self.offset_resets = Counter(
+            "anomstream_offset_resets",
+            "Records scored although at or below the offset their source's state applied on "
+            "the same topic and partition (topic recreated or offsets reset)",
+            registry=r,
+        )
         self.build.labels(version=_version(), python=platform.python_version()).set(1)
         self.set_models([])
         for outcome in ("scored", "dead_lettered", "replayed"):
             self.records.labels(outcome=outcome)
         self._warming: set[str] = set()
+
+    def report_models(self, errors: dict[str, str], quarantined: dict[str, int]) -> None:
+        """What `/readyz` says of model directories that do not serve (a model refused at load
+        or quarantined at run time: the worker scores on without it), and the quarantine count
+        (`quarantined`: directory -> times quarantined so far; only the increase is counted)."""
+        self.model_errors = dict(errors)
+        for name, times in quarantined.items():
+            seen = self._quarantined.get(name, 0)
+            if times > seen:
+                self.model_quarantined.labels(model=name).inc(times - seen)
+                self._quarantined[name] = times
 
     def set_models(self, loaded: list[tuple[str, str]]) -> None:
         """(name, version) of every model the worker serves; `none` when it serves none."""
@@ -205,7 +265,9 @@ def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b"ok\n")
             elif path == "/readyz":
                 ready = metrics.ready._value.get() == 1.0
-                self._send(200 if ready else 503, b"ready\n" if ready else b"not ready\n")
+                body = "ready\n" if ready else "not ready\n"
+                body += "".join(f"model {n}: {why}\n" for n, why in metrics.model_errors.items())
+                self._send(200 if ready else 503, body.encode())
             else:
                 self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
 

@@ -9,6 +9,7 @@ outputs it produced (docs/delivery.md).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -24,7 +25,7 @@ from streams.codec import Limits, decode
 from streams.metrics import Metrics
 from streams.state import SourceStates
 from streams.structs import BatchReport, DeadLetter, InMessage, Sink
-from streams.topics import TopicPlan
+from streams.topics import MESSAGE_OVERHEAD, TopicPlan
 
 
 class Processor:
@@ -55,7 +56,9 @@ class Processor:
         started = time.perf_counter()
         records, dead = self._decode(messages)
         states, partitions = self.states.load(records)
-        results = self.scorer.score_batch(records, states)
+        outcome = self.states.score(records, states)
+        results = outcome.results
+        dead.extend(self.states.refused(outcome, records, messages))
 
         pending: list[Awaitable[Any]] = []
         report = BatchReport(dead=len(dead))
@@ -63,8 +66,7 @@ class Processor:
         outputs: list[tuple[bytes, bytes]] = []
         cfg = self.scorer.config
         for res in results:
-            if res is None:
-                report.replayed += 1
+            if res is None:  # a replay, or refused (in `dead` now)
                 continue
             scored.append(res)
             key = res.record.source.encode()
@@ -75,14 +77,18 @@ class Processor:
                 report.events += 1
         pending.extend(await self.sink.send_many(self.topics.scores, outputs))
         for letter in dead:
-            headers = _dlq_headers(letter)
-            pending.append(
-                await self.sink.send(self.topics.dlq, letter.message.key, letter.value, headers)
+            original = letter.message.key
+            value, headers = fit_dead_letter(
+                original, letter.value, _dlq_headers(letter), self.topics.dlq_max_bytes
             )
+            if value is not letter.value:
+                self.metrics.dead_letters_truncated.inc()
+            pending.append(await self.sink.send(self.topics.dlq, original, value, headers))
         await asyncio.gather(*pending)
         self.states.changed((res.record.source for res in scored), partitions)
 
         report.scored = len(scored)
+        report.replayed = len(results) - len(scored) - len(outcome.rejected)
         self.metrics.observe_batch(
             scored=(
                 (r.record.source, r.score, r.is_anomaly, r.warming_up, r.record.ts) for r in scored
@@ -100,6 +106,7 @@ class Processor:
         records: list[Record] = []
         dead: list[DeadLetter] = []
         now = self.wall()
+        mismatched = 0
         for msg in messages:
             origin = Origin(msg.topic, msg.partition, msg.offset)
             try:
@@ -108,8 +115,15 @@ class Processor:
                 dead.append(DeadLetter(msg, msg.value or b"", exc, None))
                 continue
             records.extend(good)
+            if good:
+                key = msg.key.decode("utf-8", "replace") if msg.key is not None else None
+                mismatched += sum(1 for rec in good if rec.source != key)
             for item in bad:
                 dead.append(DeadLetter(msg, orjson.dumps(item.element), item.error, item.index))
+        if mismatched:
+            # Not re-keyed: such a record is scored with the state kept on its key's partition,
+            # so one source under several keys (or none) has several states (docs/messages.md).
+            self.metrics.key_mismatch.inc(mismatched)
         return records, dead
 
 
@@ -124,3 +138,24 @@ def _dlq_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     if index is not None:
         headers.append(("record_index", str(index).encode()))
     return headers
+
+
+def fit_dead_letter(
+    key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], limit: int
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The dead letter as sent: whole if it fits the DLQ topic's `limit`, else a prefix with the
+    original's size and sha256 in headers (a letter the topic refuses would stop the worker).
+
+    >>> value, headers = fit_dead_letter(b"k", b"x" * 10_000, [], 5_000)
+    >>> len(value) < 5_000, dict(headers)["original_size"]
+    (True, b'10000')
+    """
+    used = len(key or b"") + sum(len(name) + len(v) for name, v in headers)
+    room = limit - MESSAGE_OVERHEAD - used
+    if len(value) <= room:
+        return value, headers
+    size = str(len(value)).encode()
+    digest = hashlib.sha256(value).hexdigest().encode()
+    extra = [("original_size", size), ("original_sha256", digest)]
+    room -= sum(len(name) + len(v) for name, v in extra)
+    return value[: max(room, 0)], [*headers, *extra]

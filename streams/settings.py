@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from detectors.clock import LocalClock
 from detectors.engine import ScoringConfig
 from detectors.registry import SuiteOptions
+from detectors.source_state import MAX_SOURCE_SIGNALS
 from streams.codec import Limits
 
 ENV_PREFIX = "ANOMSTREAM_"
@@ -88,6 +89,12 @@ class KafkaSettings(_Group):
     broker_heartbeat_interval: float = Field(3.0, gt=0)
     broker_rebalance_timeout: float = Field(60.0, gt=0)
     broker_commit_interval: float = Field(1.0, gt=0)
+    group_instance_id: str = Field(
+        "auto",
+        max_length=249,
+        description="static group membership: a restarted worker with the same id takes its "
+        "partitions back at once; auto = host name + app id + data dir; empty disables",
+    )
 
     @field_validator("broker")
     @classmethod
@@ -213,6 +220,12 @@ class StateSettings(_Group):
     )
     source_ttl: float = Field(
         7 * 86400.0, ge=0.0, description="forget a source after this many seconds without records"
+    )
+    max_source_signals: int = Field(
+        MAX_SOURCE_SIGNALS,
+        ge=1,
+        description="signal names per source (its state must fit one changelog message); a "
+        "record that would add more is dead-lettered (too_many_signals)",
     )
 
 

@@ -10,22 +10,42 @@ saved state. A crash replays what was not saved: against the saved states it pro
 messages again (same ids); records the saved states have applied are recognised and skipped.
 Holding scored-but-unsaved batches is bounded by the interval and spares writing a busy source's
 state after every micro-batch.
+
+What cannot go on fails loudly, never hangs or loops: a save that fails or is not acknowledged
+within `save_deadline` raises `StateSaveError` (the worker exits, a restart replays), naming the
+source and its size. A stored state that cannot be read (bad JSON, an unknown layout version, a
+shape this suite does not save) is logged, counted and the source starts cold: raising would
+crash every restart on the same entry. A source keeps at most `max_source_signals` signal names
+(its state must fit one changelog message): a record that would add more is refused and goes
+to the dead letters (`too_many_signals`). Eviction counts from the wall-clock time a source was
+last seen, saved in its state, so restarts do not restart its clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
 
-from detectors.engine import Scorer
+from detectors.engine import BatchOutcome, Scorer
 from detectors.records import Record
-from detectors.source_state import SourceState
+from detectors.source_state import MAX_SOURCE_SIGNALS, SourceState, UnreadableState
 from streams.metrics import Metrics
-from streams.structs import TP, Acker, StateStore
+from streams.structs import TP, Acker, DeadLetter, InMessage, StateStore
+
+log = logging.getLogger(__name__)
+
+SAVE_DEADLINE = 30.0
+"""Seconds a checkpoint's writes may take before the worker gives up (and exits): a healthy
+broker acknowledges in milliseconds; a write that never completes would hold the lock forever."""
+
+
+class StateSaveError(RuntimeError):
+    """A state write failed or was not acknowledged in time: the worker must exit and replay."""
 
 
 class SourceStates:
@@ -43,6 +63,9 @@ class SourceStates:
         flush_interval: float = 0.5,
         source_ttl: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        max_source_signals: int = MAX_SOURCE_SIGNALS,
+        save_deadline: float = SAVE_DEADLINE,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.scorer = scorer
         self.store = store
@@ -50,6 +73,11 @@ class SourceStates:
         self.flush_interval = flush_interval
         self.source_ttl = source_ttl
         self.clock = clock
+        """Monotonic: save intervals."""
+        self.max_source_signals = max_source_signals
+        self.save_deadline = save_deadline
+        self.wall = wall
+        """Epoch seconds: when sources were last seen (saved in their state, for eviction)."""
         self.lock = asyncio.Lock()
         self.acker: Acker | None = None
         self._cache: dict[str, tuple[bytes | None, SourceState]] = {}
@@ -57,7 +85,9 @@ class SourceStates:
         self._dirty: dict[str, int] = {}
         """Sources scored since the last save -> the input partition their records came from."""
         self._seen: dict[str, float] = {}
-        """Source -> clock time of its last record in this process (for eviction)."""
+        """Source -> wall-clock time of its last record (for eviction)."""
+        self._resets: set[tuple[str, int]] = set()
+        """Input (topic, partition)s whose offset reset was logged (once per process)."""
         self._events: list[Any] = []
         self._holes: list[tuple[TP, int, int]] = []
         self._saved = clock()
@@ -81,17 +111,73 @@ class SourceStates:
             elif blob is None:
                 state = self.scorer.new_source()
             else:  # restored from the changelog, or written by another worker since
-                state = SourceState.from_json(orjson.loads(blob), self.scorer.suite)
+                state = self._read(rec.source, blob)
             self._cache[rec.source] = (blob, state)
             states[rec.source] = state
         return states, partitions
 
+    def _read(self, source: str, blob: bytes) -> SourceState:
+        """The stored state, or a cold one if it cannot be read (logged and counted)."""
+        try:
+            return SourceState.from_bytes(blob, self.scorer.suite)
+        except UnreadableState as exc:
+            log.warning(
+                "source %s: saved state unreadable (%s, %d bytes), starting it cold",
+                source,
+                exc,
+                len(blob),
+            )
+            self.metrics.state_unreadable.labels(reason=exc.reason).inc()
+            return self.scorer.new_source()
+
+    def score(self, records: Sequence[Record], states: dict[str, SourceState]) -> BatchOutcome:
+        """Score against `states` with the signal cap; offset resets logged and counted."""
+        outcome = self.scorer.score(records, states, self.max_source_signals)
+        for (topic, partition), n in outcome.resets.items():
+            self.metrics.offset_resets.inc(n)
+            if (topic, partition) not in self._resets:
+                self._resets.add((topic, partition))
+                log.warning(
+                    "input %s partition %d: records at or below offsets their sources' states "
+                    "applied, newer than anything they learnt: the topic was recreated or its "
+                    "offsets reset; scoring them (logged once)",
+                    topic,
+                    partition,
+                )
+        return outcome
+
+    @staticmethod
+    def refused(
+        outcome: BatchOutcome, records: Sequence[Record], messages: Sequence[InMessage]
+    ) -> list[DeadLetter]:
+        """The dead letters of the records the scorer refused: the record itself (the element
+        of an array message, with its index)."""
+        if not outcome.rejected:
+            return []
+        by_place = {(m.topic, m.partition, m.offset): m for m in messages}
+        parsed: dict[int, Any] = {}
+        letters = []
+        for i, error in outcome.rejected:
+            origin = records[i].origin
+            assert origin is not None  # records from messages always carry their origin
+            msg = by_place[(origin.topic, origin.partition, origin.offset)]
+            body = parsed.get(id(msg))
+            if body is None:
+                body = parsed[id(msg)] = orjson.loads(msg.value or b"null")
+            if isinstance(body, list):
+                letters.append(DeadLetter(msg, orjson.dumps(body[origin.item]), error, origin.item))
+            else:
+                letters.append(DeadLetter(msg, msg.value or b"", error, None))
+        return letters
+
     def changed(self, sources: Iterable[str], partitions: dict[str, int]) -> None:
         """These sources' states moved on in a batch whose outputs are acknowledged."""
-        now = self.clock()
+        now = self.wall()
+        cache = self._cache
         for source in sources:
             self._dirty[source] = partitions.get(source, 0)
             self._seen[source] = now
+            cache[source][1].seen = now
         self.metrics.sources.set(len(self._seen))
 
     @property
@@ -132,39 +218,87 @@ class SourceStates:
 
     async def flush(self) -> int:
         """Save every dirty source's state and await the writes; returns how many were saved."""
-        saves = []
+        saves: list[tuple[str, int, Awaitable[Any]]] = []
         written = 0
         for source, partition in self._dirty.items():
             state = self._cache[source][1]
             blob = orjson.dumps(state.to_json(self.scorer.suite))
             written += len(blob)
             self._cache[source] = (blob, state)
-            saves.append(self.store.put(source.encode(), blob, partition))
-        await asyncio.gather(*saves)
+            saves.append((source, len(blob), self.store.put(source.encode(), blob, partition)))
         if saves:
+            await self._confirm(saves)
             self.metrics.state_bytes.set(written)
         count = len(self._dirty)
         self._dirty.clear()
         return count
 
-    async def evict(self, ttl: float) -> int:
-        """Forget sources without a record for `ttl` seconds: state, cache, table entry.
+    async def _confirm(self, saves: Sequence[tuple[str, int, Awaitable[Any]]]) -> None:
+        """Await every write within `save_deadline`; else log each failure and raise."""
+        futures = {asyncio.ensure_future(fut): (source, size) for source, size, fut in saves}
+        done, pending = await asyncio.wait(futures, timeout=self.save_deadline)
+        failures = [(futures[f], "not acknowledged in time") for f in pending]
+        for f in done:
+            exc = None if f.cancelled() else f.exception()
+            if f.cancelled() or exc is not None:
+                failures.append((futures[f], "cancelled" if exc is None else repr(exc)))
+        if not failures:
+            return
+        for (source, size), why in failures[:10]:
+            log.critical("state of source %s (%d bytes) not saved: %s", source, size, why)
+        (source, size), why = failures[0]
+        raise StateSaveError(
+            f"{len(failures)} state write(s) failed or were not acknowledged within "
+            f"{self.save_deadline:g} s, the first of source {source} ({size} bytes): {why}"
+        )
 
-        Sources restored from the changelog but not seen yet get `ttl` from now (a restart
-        restarts their clock). A source that comes back after eviction warms up again.
+    async def evict(self, ttl: float) -> int:
+        """Forget sources without a record for `ttl` seconds: state, cache, table entry, and
+        the scorer's caches.
+
+        Sources restored from the changelog count from the last-seen time saved in their state
+        (states saved before it was kept count from now). A source that comes back after
+        eviction warms up again.
         """
-        now = self.clock()
+        now = self.wall()
         deletes = []
         gone = []
         for key in self.store.keys():  # noqa: SIM118 - a StateStore, not a dict
             source = key.decode()
-            seen = self._seen.setdefault(source, now)
+            seen = self._seen.get(source)
+            if seen is None:
+                seen = self._seen[source] = self._saved_seen(source, key, now)
             if now - seen > ttl and source not in self._dirty:
                 deletes.append(self.store.delete(key))
                 self._cache.pop(source, None)
                 del self._seen[source]
                 gone.append(source)
         await asyncio.gather(*deletes)
+        self.scorer.forget(gone)
         self.metrics.forget_sources(gone)
         self.metrics.sources.set(len(self._seen))
         return len(deletes)
+
+    def forget(self, sources: Iterable[str]) -> None:
+        """Drop these sources from memory without touching the store (their partitions moved
+        to another worker, which restores them from the changelog). Save first."""
+        gone = list(sources)
+        for source in gone:
+            self._cache.pop(source, None)
+            self._dirty.pop(source, None)
+            self._seen.pop(source, None)
+        self.scorer.forget(gone)
+        self.metrics.forget_sources(gone)
+        self.metrics.sources.set(len(self._seen))
+
+    def _saved_seen(self, source: str, key: bytes, now: float) -> float:
+        """When a source not seen in this process was last seen, from its stored state."""
+        cached = self._cache.get(source)
+        if cached is not None and cached[1].seen is not None:
+            return cached[1].seen
+        blob = self.store.get(key)
+        try:
+            seen = orjson.loads(blob)["seen"] if blob is not None else None
+            return now if seen is None else float(seen)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return now  # unreadable or older than `seen`: counted from now

@@ -13,8 +13,10 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from streams.settings import Settings
@@ -23,7 +25,17 @@ log = logging.getLogger(__name__)
 
 TABLE_NAME = "source-state"
 DLQ_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-"""Dead letters carry the original bytes, so the DLQ accepts more than the input limit."""
+"""Dead letters carry the original bytes, so the DLQ we create accepts more than the input
+limit; a DLQ that exists with a smaller `max.message.bytes` gets truncated letters."""
+MAX_STATE_BYTES = 1024 * 1024
+"""The largest serialised state of one source the worker is sized for: the per-source cap on
+signal names (`max_source_signals`, ~5.8 KB of state each) keeps a state near or below this."""
+CHANGELOG_MAX_MESSAGE_BYTES = 4 * MAX_STATE_BYTES
+"""`max.message.bytes` of the changelog topic we create, and the changelog producer's
+`max.request.size` (Faust's default, 1,000,000, fails a save of a state just under 1 MB): four
+times the largest state, so an estimate that is off, the key and the batch framing still fit."""
+MESSAGE_OVERHEAD = 4096
+"""Bytes kept free under a topic's `max.message.bytes` for the key, headers and batch framing."""
 
 
 class BrokerUnavailable(RuntimeError):
@@ -53,6 +65,8 @@ class TopicPlan:
     changelog: str
     partitions: int
     replication: int
+    dlq_max_bytes: int = DLQ_MAX_MESSAGE_BYTES
+    """The DLQ topic's own `max.message.bytes`: larger dead letters are truncated."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicPlan:
@@ -109,7 +123,13 @@ async def ensure_topics(settings: Settings, wait: float = 60.0) -> TopicPlan:
             plan.scores: (partitions, {}),
             plan.anomalies: (partitions, {}),
             plan.dlq: (partitions, {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}),
-            plan.changelog: (partitions, {"cleanup.policy": "compact"}),
+            plan.changelog: (
+                partitions,
+                {
+                    "cleanup.policy": "compact",
+                    "max.message.bytes": str(CHANGELOG_MAX_MESSAGE_BYTES),
+                },
+            ),
         }
         missing = [
             NewTopic(name, n, plan.replication, topic_configs=configs)
@@ -127,9 +147,50 @@ async def ensure_topics(settings: Settings, wait: float = 60.0) -> TopicPlan:
                 f"{plan.signals} has {partitions}: they must match (delete the changelog or "
                 "use a new app_id)"
             )
-        return replace(plan, partitions=partitions)
+        limits = await _message_limits(admin, [plan.dlq, plan.changelog])
+        dlq_limit = limits.get(plan.dlq, DLQ_MAX_MESSAGE_BYTES)
+        if dlq_limit < DLQ_MAX_MESSAGE_BYTES:
+            log.warning(
+                "topic %s accepts messages up to %d bytes: larger dead letters are truncated "
+                "(raise its max.message.bytes to %d to keep them whole)",
+                plan.dlq,
+                dlq_limit,
+                DLQ_MAX_MESSAGE_BYTES,
+            )
+        changelog_limit = limits.get(plan.changelog, CHANGELOG_MAX_MESSAGE_BYTES)
+        if changelog_limit < CHANGELOG_MAX_MESSAGE_BYTES:
+            log.warning(
+                "topic %s accepts messages up to %d bytes, less than the largest state (%d): "
+                "set its max.message.bytes to %d",
+                plan.changelog,
+                changelog_limit,
+                MAX_STATE_BYTES,
+                CHANGELOG_MAX_MESSAGE_BYTES,
+            )
+        return replace(
+            plan, partitions=partitions, dlq_max_bytes=min(dlq_limit, DLQ_MAX_MESSAGE_BYTES)
+        )
     finally:
         await admin.close()
+
+
+async def _message_limits(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    """Each topic's effective `max.message.bytes` (its own, or the broker's default)."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
+    limits: dict[str, int] = {}
+    try:
+        responses: Any = await admin.describe_configs(resources)
+    except KafkaError as exc:  # a broker or an ACL that does not answer: keep our sizes
+        log.warning("cannot read the configs of %s: %s", ", ".join(topics), exc)
+        return limits
+    for response in responses:
+        for error_code, _message, _kind, name, entries in response.resources:
+            if error_code:
+                continue
+            for entry in entries:
+                if entry[0] == "max.message.bytes" and entry[1] is not None:
+                    limits[name] = int(entry[1])
+    return limits
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:

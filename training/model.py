@@ -1,7 +1,7 @@
 """The windowed autoencoders (Keras) and their export to ONNX.
 
 Three shapes, chosen by `kind`: a linear autoencoder over the flattened window (the default:
-measured best on SKAB, see docs/models.md), a dense one with ReLU layers, and a 1-D convolutional one
+measured best on SKAB, docs/models.md), a dense one with ReLU layers, and a 1-D convolutional one
 (the SKAB Conv-AE layout). Both map (window, signals) -> (window, signals)
 in scaled units, so serving only needs the window and the scaler.
 """

@@ -17,7 +17,7 @@ class TrainError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class TrainOptions:
-    """Every knob of `anomstream train` (defaults: the recipe measured on SKAB, see docs/models.md)."""
+    """Every knob of `anomstream train` (defaults: the recipe measured on SKAB, docs/models.md)."""
 
     window: int = 10
     stride: int = 1

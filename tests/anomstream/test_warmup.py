@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from anomstream.warmup import (
+    Warming,
     WarmupError,
     changelog_partition,
     parse_since,
@@ -92,6 +93,24 @@ def test_three_days_of_history_leave_every_source_warm(settings, history) -> Non
     assert not flagged, f"normal data flagged after a warm start: {flagged}"
 
 
+def test_history_is_scored_as_it_arrives_never_held_whole(settings, history) -> None:
+    """`warmup --from-topic` feeds what it reads straight into the scorer: memory holds the
+    states and less than one micro-batch, whatever the history's length."""
+    past, _ = history
+    whole = warm_states(build_scorer(settings), past)
+    scorer = build_scorer(settings)
+    warming = Warming(scorer, batch=50)
+    for start in range(0, len(past), 7):  # as the consumer hands records over, in odd chunks
+        warming.add(past[start : start + 7])
+        assert warming.held < 50
+    streamed = warming.finish()
+    assert streamed.summary == whole.summary
+    for source, state in whole.states.items():
+        assert orjson.dumps(streamed.states[source].to_json(scorer.suite)) == orjson.dumps(
+            state.to_json(scorer.suite)
+        )
+
+
 def test_the_snapshot_round_trips_exactly(settings, history) -> None:
     """What the worker restores from the changelog scores the next day as the original does."""
     past, after = history
@@ -119,7 +138,7 @@ def test_records_read_from_the_topic_are_skipped_by_the_worker_later(settings, h
     ]
     scorer = build_scorer(settings)
     states = warm_states(scorer, read).states
-    assert states["pump-1"].applied == {3: len(read) - 2}
+    assert states["pump-1"].applied == {("signals", 3): len(read) - 2}
     assert scorer.score_batch(read[-10:], states) == [None] * 10
     assert changelog_partition("pump-1", states["pump-1"], partitions=4) == 3
 

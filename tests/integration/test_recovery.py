@@ -87,7 +87,7 @@ def test_state_survives_sigterm_and_sigkill_exactly(lane, broker_kind, request) 
     w1 = run.worker("w1")
     t = time.monotonic()
     run.produce(messages[:a])
-    assert len(run.read(s.topic_scores, a, timeout=180, settle=0.5)) >= a
+    assert len(run.read(s.kafka.topic_scores, a, timeout=180, settle=0.5)) >= a
     rate = a / (time.monotonic() - t)  # records/s, an upper bound of what one stop can replay
     t = time.monotonic()
     assert w1.stop(timeout=30) is not None
@@ -95,13 +95,13 @@ def test_state_survives_sigterm_and_sigkill_exactly(lane, broker_kind, request) 
     w2 = run.worker("w2", ready_timeout=ready)
     timings["restart after SIGTERM (s)"] = time.monotonic() - t
     run.produce(messages[a : a + b])
-    run.read(s.topic_scores, a + b // 2, timeout=180, settle=0.0)
+    run.read(s.kafka.topic_scores, a + b // 2, timeout=180, settle=0.0)
     w2.kill()
     t = time.monotonic()
     w3 = run.worker("w3", ready_timeout=ready)
     timings["restart after SIGKILL (s)"] = time.monotonic() - t
     run.produce(messages[a + b :])
-    scores = run.read(s.topic_scores, len(records), timeout=240, settle=3.0)
+    scores = run.read(s.kafka.topic_scores, len(records), timeout=240, settle=3.0)
     w3.stop()
 
     expected = reference(records, warmup=100)

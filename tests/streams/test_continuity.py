@@ -4,7 +4,10 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
-from streams.continuity import GapGuard
+import pytest
+
+from streams.continuity import GapGuard, HoleNotReadable, KafkaOffsets, Refill
+from streams.metrics import Metrics
 from streams.structs import InMessage
 
 
@@ -17,22 +20,24 @@ TP = TopicPartition("signals", 0)
 
 
 class FakeBroker:
-    """Offsets 0..99 stored, except 40..44 (transaction markers)."""
+    """Offsets `first`..99 stored, except 40..44 (transaction markers)."""
 
-    def __init__(self, committed: int | None) -> None:
+    def __init__(self, committed: int | None, first: int = 0) -> None:
         self._committed = committed
+        self.first = first
         self.fetches: list[tuple[int, int]] = []
 
     async def committed(self, tp: Any) -> int | None:
         return self._committed
 
-    async def fetch(self, tp: Any, start: int, stop: int) -> list[InMessage]:
+    async def fetch(self, tp: Any, start: int, stop: int) -> Refill:
         self.fetches.append((start, stop))
-        return [
+        found = [
             InMessage("signals", 0, o, b"k", b"v%d" % o)
-            for o in range(start, stop)
+            for o in range(max(start, self.first), stop)
             if not 40 <= o < 45
         ]
+        return Refill(found, self.first)
 
 
 def events(*offsets: int) -> list[Any]:
@@ -87,3 +92,79 @@ def test_re_reads_pass_and_forget_resets_the_partition() -> None:
     broker._committed = 50
     assert [m.offset for m in admit(guard, 50).messages] == [50]
     assert not broker.fetches
+
+
+def test_every_skipped_offset_is_counted_with_its_reason() -> None:
+    metrics = Metrics()
+    guard = GapGuard(FakeBroker(committed=30, first=35), metrics)
+    out = admit(guard, 50)
+    assert [m.offset for m in out.messages] == [*range(35, 40), *range(45, 50), 50]
+    assert guard.skipped == {"gone": 5, "absent": 5}
+    sample = metrics.registry.get_sample_value
+    assert sample("anomstream_gap_offsets_skipped_total", {"reason": "gone"}) == 5
+    assert sample("anomstream_gap_offsets_skipped_total", {"reason": "absent"}) == 5
+    assert sample("anomstream_gap_records_refilled_total") == 10
+
+
+class Rec(NamedTuple):
+    offset: int
+    key: bytes
+    value: bytes
+    timestamp: int | None
+
+
+class SlowProbe:
+    """A probe consumer over offsets `first`..`end`-1 whose first `empty` fetches time out."""
+
+    def __init__(self, first: int, end: int, empty: int, gaps: frozenset[int] = frozenset()):
+        self.first, self.end, self.empty, self.gaps = first, end, empty, gaps
+        self.pos = 0
+
+    def assign(self, tps: list[Any]) -> None:
+        return None
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.pos = offset
+
+    async def beginning_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        return {tp: self.first for tp in tps}
+
+    async def position(self, tp: Any) -> int:
+        return self.pos
+
+    async def getmany(self, tp: Any, timeout_ms: int) -> dict[Any, list[Rec]]:
+        if self.empty:
+            self.empty -= 1
+            return {}
+        out = [Rec(o, b"k", b"v", None) for o in range(self.pos, self.end) if o not in self.gaps]
+        chunk = out[:3]  # a few per fetch; compacted offsets are skipped by the position
+        self.pos = chunk[-1].offset + 1 if chunk else self.end
+        return {tp: chunk} if chunk else {}
+
+
+def offsets_over(probe: SlowProbe, deadline: float = 5.0) -> KafkaOffsets:
+    offsets = KafkaOffsets("unused:9092", "group", deadline=deadline)
+    offsets._probe = probe
+    return offsets
+
+
+def test_one_empty_fetch_is_a_slow_broker_not_a_hole() -> None:
+    refill = asyncio.run(offsets_over(SlowProbe(first=0, end=20, empty=2)).fetch(TP, 5, 10))
+    assert [m.offset for m in refill.messages] == [5, 6, 7, 8, 9]
+    assert refill.first == 0
+    compacted = SlowProbe(first=0, end=11, empty=1, gaps=frozenset({6, 7, 9}))
+    refill = asyncio.run(offsets_over(compacted).fetch(TP, 5, 10))
+    assert [m.offset for m in refill.messages] == [5, 8]
+
+
+def test_offsets_below_the_first_stored_one_are_gone_and_not_waited_for() -> None:
+    refill = asyncio.run(offsets_over(SlowProbe(first=8, end=12, empty=0)).fetch(TP, 2, 10))
+    assert [m.offset for m in refill.messages] == [8, 9]
+    assert refill.first == 8
+    refill = asyncio.run(offsets_over(SlowProbe(first=12, end=14, empty=5)).fetch(TP, 2, 10))
+    assert refill == Refill([], 12)
+
+
+def test_a_hole_the_broker_never_answers_for_stops_the_worker_instead_of_skipping() -> None:
+    with pytest.raises(HoleNotReadable):
+        asyncio.run(offsets_over(SlowProbe(0, 20, empty=10**6), deadline=0.5).fetch(TP, 5, 10))

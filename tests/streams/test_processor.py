@@ -174,3 +174,19 @@ def test_one_record_from_the_far_future_does_not_freeze_its_source() -> None:
     assert dlq["error"].startswith(b"ts_in_future: ")
     scores = [orjson.loads(v) for t, _, v, _ in sink.sent if t == "scores"]
     assert not [s for s in scores if s.get("late")]  # later records of s0 are still learnt
+
+
+def test_a_record_past_its_sources_signal_cap_goes_to_the_dead_letters_with_a_metric() -> None:
+    proc, sink, store, _ = make()
+    proc.states.max_source_signals = 4
+    batch = []
+    for i, names in enumerate([["a", "b", "c"], ["a", "d"], ["e", "f"], ["a", "b"], ["g"]]):
+        rec = {"source": "w", "ts": 1795514400 + i, "signals": dict.fromkeys(names, 1.0)}
+        batch.append(InMessage("signals", 0, i, b"w", orjson.dumps(rec)))
+    report = process(proc, batch)
+    assert (report.scored, report.dead, report.replayed) == (3, 2, 0)
+    letters = [dict(h) for t, _, _, h in sink.sent if t == "signals.dlq"]
+    assert [h["source_offset"] for h in letters] == [b"2", b"4"]
+    assert all(h["error"].startswith(b"too_many_signals: ") for h in letters)
+    assert proc.metrics.dead_letters.labels(reason="too_many_signals")._value.get() == 2
+    assert orjson.loads(store.data[b"w"])["signals"] == ["a", "b", "c", "d"]

@@ -1,0 +1,40 @@
+"""The metrics endpoint over HTTP (unit tier: the server thread, no broker)."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+from harness.probe import free_port
+from streams.metrics import Metrics
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_readyz_names_quarantined_models_and_the_counter_counts_each_once() -> None:
+    metrics = Metrics()
+    port = free_port()
+    server = metrics.serve(port)
+    assert server is not None
+    try:
+        assert get(port, "/readyz") == (503, "not ready\n")
+        metrics.ready.set(1)
+        metrics.report_models({}, {})
+        assert get(port, "/readyz") == (200, "ready\n")
+        errors = {"pumps": "quarantined: inference fails (bad shape)"}
+        metrics.report_models(errors, {"pumps": 1})
+        metrics.report_models(errors, {"pumps": 1})  # the same quarantine, seen again
+        code, body = get(port, "/readyz")
+        assert code == 200  # the worker still scores, with the univariate suite
+        assert body == "ready\nmodel pumps: quarantined: inference fails (bad shape)\n"
+        assert metrics.model_quarantined.labels(model="pumps")._value.get() == 1
+        metrics.report_models(errors, {"pumps": 2})
+        assert metrics.model_quarantined.labels(model="pumps")._value.get() == 2
+    finally:
+        server.shutdown()

@@ -14,7 +14,7 @@ from detectors.source_state import SourceState
 
 ESCALATION = 3.0
 """An alert within `realert_after` records needs a p this many times smaller (half a severity
-step; NAB measured 10x at -0.6 / -1.2 / -0.9)."""
+step; 10x cost NAB points: docs/benchmarks.md)."""
 P_FLOOR = 1e-15
 """Below this, p is beyond what any calibration knows (and 1 - p rounds to 1)."""
 

@@ -84,8 +84,8 @@ def table(
     """The batch's per-signal results as lists, each array converted once."""
     p_det = out.p_det
     best_p = p_det.min(axis=1)
-    # argmin over the detector axis, first minimum wins (np.argmin on a middle axis was 20
-    # times slower than these few whole-array operations)
+    # argmin over the detector axis, first minimum wins (np.argmin on a middle axis was much
+    # slower than these few whole-array operations: docs/benchmarks.md)
     best = np.zeros(best_p.shape, dtype=np.intp)
     low = p_det[:, 0]
     for d in range(1, p_det.shape[1]):

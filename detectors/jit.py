@@ -1,7 +1,7 @@
 """Compiled loops for the per-step detector code (numba), all with the same options.
 
 A time step of the suite was about 350 small numpy operations whatever the number of series, so
-an array of 100 records of one source cost 100 times that fixed overhead (0.75 ms a step). The
+an array of 100 records of one source cost 100 times that fixed overhead (docs/benchmarks.md). The
 detectors' `raw`/`learn`/`band` and the calibration are loops over series compiled once and
 cached on disk (`cache=True`: a worker starts without recompiling). `error_model="numpy"` gives
 numpy's float semantics (x / 0 is inf or NaN, not an exception); no fast-math, so results are

@@ -69,8 +69,8 @@ class Seasonal:
     """Signal-name patterns it runs on (`!pattern` excludes); applied by the `Scorer`."""
     span: float = 2.0
     """Memory of a bin, in periods: short enough to follow a changing rhythm, and the spread of
-    its estimate keeps the calibrated alarm rate on target (measured: 8 periods gave 3e-4 alarms
-    at a target of 1e-3 on a noisy daily pattern, 2 gives 6.8e-4)."""
+    its estimate keeps the calibrated alarm rate on target (longer memories alarmed well below
+    it on a noisy daily pattern: docs/benchmarks.md)."""
     level_span: float = 20.0
     """Memory of the recent level the profile must beat, in samples."""
     min_periods: float = 2.0

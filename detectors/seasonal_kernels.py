@@ -19,8 +19,8 @@ SECONDS, SAMPLES = 0.0, 1.0
 HORIZON = 28 * DAY
 """The coarse history stops coarsening once it spans this long (weekly rhythms need two weeks)."""
 MIN_COUNT = 12
-"""Values a phase bin needs before it is judged against (measured on NAB: judging bins after
-three periods' worth on coarse data cost two points, from early verdicts on poor deviations)."""
+"""Values a phase bin needs before it is judged against (fewer cost NAB points, from early
+verdicts on poor deviations: docs/benchmarks.md)."""
 CHECK_EVERY = RING // 8
 """New history buckets between two period checks of a series."""
 Place = tuple[

@@ -11,14 +11,13 @@ context, -log P(bin | context), with a `prior` count per bin so a young context 
   bin until it is learnt. The range and level learn each value winsorised at `reach` ranges
   beyond the range: one glitch (1e15) would otherwise put every later value in one bin for
   tens of thousands of values (winsorised, about 5,000), while a signal that really moves
-  widens the range step by step (NAB measured a reach of 1 or 10 as fewer anomalies found).
+  widens the range step by step (a smaller reach found fewer NAB anomalies: docs/benchmarks.md).
 - Counts fade with a memory of `memory` values, kept in O(1) per value: new counts weigh more
   and more (`w`) instead of every old count shrinking, and all are rescaled now and then.
 
-State: bins^(order+1) counts per series (216 for the defaults, 2.7 KB of JSON); a context's total
-is the sum of its row. Measured on NAB (README): with 6 bins and contexts of 2 the suite finds 7
-more anomaly windows than without it (+3.1 standard); 5 or 8 bins, or contexts of 1 or 3, gain
-less.
+State: bins^(order+1) counts per series (216 for the defaults); a context's total is the sum of
+its row. 6 bins and contexts of 2 were chosen on NAB over 5 or 8 bins and contexts of 1 or 3
+(docs/benchmarks.md).
 
 >>> import numpy as np
 >>> det = Sequence()

@@ -91,7 +91,7 @@ class OutputProducer(Service):
     ) -> list[Awaitable[Any]]:
         """Keyed messages as one record batch per partition, placed as `send` would place them:
         a future per batch instead of per message (sending one by one, with a pure-Python
-        murmur2 per key, was a quarter of the worker's time)."""
+        murmur2 per key, was a large share of the worker's time: docs/benchmarks.md)."""
         if not self._ready.is_set():
             await self._ready.wait()
         producer = self._producer

@@ -42,8 +42,8 @@ def run_worker(settings: Settings) -> None:
     )
     worker = faust.Worker(app, loglevel=settings.serving.log_level, quiet=True, loop=loop)
     # At log level warn and above Faust's terminal spinner sets the root logger to DEBUG, so
-    # aiokafka builds a debug record for every message it sends (4-5 % of the worker's CPU in
-    # a py-spy profile). No spinner: the root logger keeps the level asked for.
+    # aiokafka builds a debug record for every message it sends (a few per cent of the worker's
+    # CPU: docs/benchmarks.md). No spinner: the root logger keeps the level asked for.
     worker.spinner = None
     tune_gc()
     worker.execute_from_commandline()
@@ -52,7 +52,7 @@ def run_worker(settings: Settings) -> None:
 GC_THRESHOLDS = (50_000, 50, 10)
 """Python's default (700, 10, 10) runs the young collection every 700 container allocations;
 scoring allocates many short-lived objects (dicts of messages, lists) and collections took
-about a tenth of the time (bench/hotpath.py, arrays of 100: 46 -> 42 µs per record)."""
+a measurable share of the time (bench/hotpath.py; figures in docs/benchmarks.md)."""
 
 
 def tune_gc() -> None:

@@ -44,7 +44,7 @@ def test_the_worker_serves_the_model_and_takes_a_new_version_live(
     brk = zero_crossing(800)
     values = coupled(1100, seed=7, break_at=brk)
     run.produce(messages(values[:600], 0))
-    s = run.settings
+    s = run.settings.kafka
     early = [orjson.loads(m.value) for m in run.read(s.topic_scores, 600, timeout=120, settle=1.0)]
     assert len(early) == 600
     assert {m["model"] for m in early} == {first_label}

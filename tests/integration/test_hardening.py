@@ -20,7 +20,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.integration.conftest import dumps, record
-from tests.integration.test_recovery import reference, workload
+from tests.integration.test_recovery import TANSU_DEFECT, reference, workload
 from tests.integration.test_reliability import needs_real_recovery, stream_in
 
 pytestmark = [pytest.mark.integration]
@@ -120,6 +120,8 @@ def readiness(port: int) -> int:
 def test_revoked_sources_leave_the_old_worker_which_then_tombstones_nothing(
     lane, broker_kind
 ) -> None:
+    if broker_kind == "tansu":  # a rebalance restores the changelog: proven on Apache Kafka
+        pytest.skip(TANSU_DEFECT)
     ttl = 8.0
     run = lane(warmup=20, source_ttl=ttl, state_flush_interval=0.5)
     run.create_topics()

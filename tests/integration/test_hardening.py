@@ -221,7 +221,7 @@ def test_a_dead_letter_larger_than_the_dlq_accepts_is_truncated_and_keys_are_che
 
 def test_a_700_kb_state_is_saved_and_restored(lane, broker_kind) -> None:
     ready = needs_real_recovery(broker_kind)
-    run = lane(warmup=10)
+    run = lane(warmup=10, max_source_signals=120)  # above the default cap of 100 signal names
     run.create_topics()
     s = run.settings.kafka
     names = [f"sig-{k:03d}" for k in range(120)]

@@ -26,6 +26,14 @@ from detectors.records import Invalid, Record
 from detectors.source_state import SourceState
 from detectors.state import Packing, State
 
+MAX_CELLS = 250_000
+"""Steps x series a part of a batch may lay out before its sources are split into parts:
+~100 MB at most (measured ~400 bytes a cell at the peak: the detectors' p, bands and values as
+arrays, then as the lists results are read from)."""
+CELL_SLACK = 2.0
+"""A part may also be this many times the cells its records fill (so a batch of evenly busy
+sources, already O(records), is never split)."""
+
 
 @dataclass(slots=True)
 class SourceBatch:
@@ -37,6 +45,21 @@ class SourceBatch:
     """Indexes into the batch of the records to score, in order."""
     taken: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
     """(Topic, partition) -> (offset, index) of the last record taken in this batch."""
+    applied: dict[tuple[str, int], int] = field(default_factory=dict)
+    """The offsets the state had applied when the batch began (what replays are judged by)."""
+    last_ts: float = float("-inf")
+    """The state's last time when the batch began."""
+
+
+@dataclass(slots=True)
+class Marks:
+    """A source's replay marks as its batch found them, kept while a batch is scored in
+    chunks: each chunk moves the state on (its applied offsets, last time), and a record of a
+    later chunk (the rest of an array message, say) is judged as in the whole batch."""
+
+    applied: dict[tuple[str, int], int]
+    last_ts: float
+    taken: dict[tuple[str, int], tuple[int, int]]
 
 
 class Grouped(NamedTuple):
@@ -84,9 +107,12 @@ def group_batch(
     suite: Sequence[Detector],
     new_source: Callable[[], SourceState],
     max_signals: int | None = None,
+    marks: dict[str, Marks] | None = None,
 ) -> Grouped:
     """The batch's sources with records to score; replays and in-batch duplicates skipped,
-    records that would give their source more than `max_signals` signal names refused."""
+    records that would give their source more than `max_signals` signal names refused.
+    `marks`: this is a chunk of a batch, judged by the marks its sources had when it began
+    (taken from the states at their first chunk)."""
     by_source: dict[str, SourceBatch] = {}
     resets: dict[tuple[str, int], int] = {}
     for i, rec in enumerate(records):
@@ -97,12 +123,19 @@ def group_batch(
                 state = states[rec.source] = new_source()
             if state.legacy is not None and rec.origin is not None:
                 state.adopt(rec.origin.topic)
-            group = by_source[rec.source] = SourceBatch(rec.source, state)
+            if marks is None:
+                group = SourceBatch(rec.source, state, [], {}, state.applied, state.last_ts)
+            else:
+                m = marks.get(rec.source)
+                if m is None:
+                    m = marks[rec.source] = Marks(dict(state.applied), state.last_ts, {})
+                group = SourceBatch(rec.source, state, [], m.taken, m.applied, m.last_ts)
+            by_source[rec.source] = group
         origin = rec.origin
         if origin is not None:
             key = (origin.topic, origin.partition)
-            if origin.offset <= group.state.applied.get(key, -1):
-                if rec.ts <= group.state.last_ts:
+            if origin.offset <= group.applied.get(key, -1):
+                if rec.ts <= group.last_ts:
                     continue  # replayed: its results were acknowledged before the state was saved
                 resets[key] = resets.get(key, 0) + 1  # never applied: the topic starts again
             position = (origin.offset, origin.item)
@@ -158,6 +191,41 @@ def _cap(
         kept.append(i)
     group.rows = kept
     return fresh
+
+
+def parts(
+    groups: Sequence[SourceBatch], max_cells: int = MAX_CELLS, slack: float = CELL_SLACK
+) -> list[Sequence[SourceBatch]]:
+    """The groups in parts scored one after another, each laying out at most
+    max(`max_cells`, `slack` x the cells its records fill) (or one source alone, if that alone
+    is more): a batch's memory is O(records), never O(busiest source x every series). A batch
+    that fits is one part, as it is. Each source is wholly in one part and sources never
+    share a series, so the scores are those of the whole batch at once.
+    """
+    steps = width = filled = 0
+    for g in groups:
+        rows, n = len(g.rows), len(g.state.signals)
+        steps = max(steps, rows)
+        width += n
+        filled += rows * n
+    budget = max(max_cells, int(slack * filled))
+    if steps * width <= budget:
+        return [groups]
+    by_steps = sorted(range(len(groups)), key=lambda j: -len(groups[j].rows))
+    out: list[list[int]] = []
+    part: list[int] = []
+    height = width = 0
+    for j in by_steps:  # busiest first: a part's steps are its first source's records
+        n = len(groups[j].state.signals)
+        if part and height * (width + n) > budget:
+            out.append(part)
+            part, width = [], 0
+        if not part:
+            height = len(groups[j].rows)
+        part.append(j)
+        width += n
+    out.append(part)
+    return [[groups[j] for j in sorted(p)] for p in out]  # batch order within a part
 
 
 def lay_out(groups: Sequence[SourceBatch], records: Sequence[Record]) -> Layout:

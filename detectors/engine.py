@@ -4,8 +4,10 @@ The flow, top to bottom, one stage per module:
 
 1. `detectors.batch`: group the batch by source and drop replays (records at or below the
    offset a source's state has applied on their topic), refuse records beyond a source's
-   signal cap, lay the values out as a (steps x series) matrix, series
-   being every signal of every source in the batch, and gather the sources' states;
+   signal cap, split the sources into parts within a memory budget (`parts`: one part unless
+   a few busy sources would pad every other source's series), and per part lay the values out
+   as a (steps x series) matrix, series being every signal of every source in it, and gather
+   the sources' states;
 2. `detectors.steps`: per step, every detector's raw statistic, calibrated to a tail
    probability, fused per signal and per record, then learning (unless the record is late, or
    anomalous with the learning gate on);
@@ -18,13 +20,24 @@ were cut into batches: the stream, a replay after a crash and offline scoring ag
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 
 from detectors.alerting import ESCALATION, P_FLOOR, episode_id
-from detectors.batch import gather, group_batch, lay_out, scatter
+from detectors.batch import (
+    CELL_SLACK,
+    MAX_CELLS,
+    Marks,
+    SourceBatch,
+    gather,
+    group_batch,
+    lay_out,
+    parts,
+    scatter,
+)
 from detectors.collect import DetectorKeys, collect, record_columns, table
 from detectors.config import ScoringConfig
 from detectors.model_verdicts import autoencode
@@ -79,6 +92,10 @@ class Scorer:
         self.packing = self.plan.packing
         self._selection = Selection(self.plan.patterns)
         self._keys = DetectorKeys(self.kinds)
+        self.max_cells = MAX_CELLS
+        self.cell_slack = CELL_SLACK
+        """A batch's sources are scored in parts within this budget (`detectors.batch.parts`)."""
+        self._marks: dict[str, Marks] | None = None
 
     def prepare(self) -> None:
         """Compile the scoring loops now (or load them from numba's on-disk cache), so that no
@@ -107,6 +124,17 @@ class Scorer:
         if self.models is not None:
             self.models.forget(sources)
 
+    @contextmanager
+    def chunks(self) -> Iterator[None]:
+        """Within it, each `score` call is the next chunk of one batch, in record order:
+        replays are judged by the marks the batch's sources had when it began, so the results
+        are those of scoring the whole batch at once (even with an array message cut in two)."""
+        self._marks = {}
+        try:
+            yield
+        finally:
+            self._marks = None
+
     def score_batch(
         self, records: Sequence[Record], states: MutableMapping[str, SourceState]
     ) -> list[Scored | None]:
@@ -123,11 +151,21 @@ class Scorer:
         `max_signals` signal names is refused (`BatchOutcome.rejected`), not scored."""
         results: list[Scored | None] = [None] * len(records)
         groups, rejected, resets = group_batch(
-            records, states, self.suite, self.new_source, max_signals
+            records, states, self.suite, self.new_source, max_signals, self._marks
         )
         outcome = BatchOutcome(results, rejected, resets)
-        if not groups:
-            return outcome
+        if groups:
+            for part in parts(groups, self.max_cells, self.cell_slack):
+                self._score_part(part, records, results)
+        return outcome
+
+    def _score_part(
+        self,
+        groups: Sequence[SourceBatch],
+        records: Sequence[Record],
+        results: list[Scored | None],
+    ) -> None:
+        """Score these sources' records (a whole batch, or a part of it) into `results`."""
         layout = lay_out(groups, records)
         blocks = gather(groups, self.packing, len(self.suite))
         runs_on = self._selection.runs_on(
@@ -147,4 +185,3 @@ class Scorer:
         for j, group in enumerate(groups):
             base = int(layout.offsets[j])
             collect(self.config, group, records, per_record, j, base, results, columns, verdicts)
-        return outcome

@@ -217,6 +217,7 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         topics,
         settings.limits.limits(),
         metrics,
+        max_batch_records=settings.kafka.max_batch_records,
     )
     metrics.threshold.set(settings.scoring.threshold)
 

@@ -16,16 +16,22 @@ from typing import Any
 
 import orjson
 
-from detectors.engine import Scorer
+from detectors.engine import BatchOutcome, Scorer
 from detectors.fusion import severity
 from detectors.messages import anomaly_event, score_message
 from detectors.records import Invalid, Origin, Record
 from detectors.results import Scored
+from detectors.source_state import SourceState
 from streams.codec import Limits, decode
 from streams.metrics import Metrics
 from streams.state import SourceStates
 from streams.structs import BatchReport, DeadLetter, InMessage, Sink
 from streams.topics import MESSAGE_OVERHEAD, TopicPlan
+
+MAX_BATCH_RECORDS = 5_000
+"""Records scored at a time (setting `max_batch_records`): a batch of more (`batch_size` counts
+messages, and one array message may hold ~18k records) is scored in chunks of at most this
+many, in record order, the event loop running between them (heartbeats, acknowledgements)."""
 
 
 class Processor:
@@ -41,6 +47,7 @@ class Processor:
         metrics: Metrics,
         model: str | None = None,
         wall: Callable[[], float] = time.time,
+        max_batch_records: int = MAX_BATCH_RECORDS,
     ) -> None:
         self.scorer = scorer
         self.states = states
@@ -51,12 +58,13 @@ class Processor:
         self.model = model
         self.wall = wall
         """The clock a record's `ts` may not run ahead of by more than `limits.max_future`."""
+        self.max_batch_records = max_batch_records
 
     async def process(self, messages: Sequence[InMessage]) -> BatchReport:
         started = time.perf_counter()
         records, dead = self._decode(messages)
         states, partitions = self.states.load(records)
-        outcome = self.states.score(records, states)
+        outcome = await self._score(records, states)
         results = outcome.results
         dead.extend(self.states.refused(outcome, records, messages))
 
@@ -101,6 +109,28 @@ class Processor:
             seconds=time.perf_counter() - started,
         )
         return report
+
+    async def _score(
+        self, records: Sequence[Record], states: dict[str, SourceState]
+    ) -> BatchOutcome:
+        """The batch scored at once, or in chunks of `max_batch_records` in record order with
+        the event loop running between them: the same results either way (`Scorer.chunks`)."""
+        size = self.max_batch_records
+        if len(records) <= size:
+            return self.states.score(records, states)
+        results: list[Scored | None] = []
+        rejected: list[tuple[int, Invalid]] = []
+        resets: dict[tuple[str, int], int] = {}
+        with self.scorer.chunks():
+            for start in range(0, len(records), size):
+                if start:
+                    await asyncio.sleep(0)
+                part = self.states.score(records[start : start + size], states)
+                results.extend(part.results)
+                rejected.extend((start + i, error) for i, error in part.rejected)
+                for key, n in part.resets.items():
+                    resets[key] = resets.get(key, 0) + n
+        return BatchOutcome(results, rejected, resets)
 
     def _decode(self, messages: Sequence[InMessage]) -> tuple[list[Record], list[DeadLetter]]:
         records: list[Record] = []

@@ -83,6 +83,13 @@ class KafkaSettings(_Group):
         60.0, ge=0.0, description="seconds to wait for the broker at start before giving up"
     )
     batch_size: int = Field(2000, ge=1, le=100_000, description="max events per micro-batch")
+    max_batch_records: int = Field(
+        5_000,
+        ge=1,
+        le=1_000_000,
+        description="max records scored at a time: a micro-batch of more (array messages) "
+        "is scored in chunks, the event loop running between them",
+    )
     batch_within: float = Field(0.01, gt=0.0, le=10.0, description="max seconds a batch waits")
     # Consumer-group timing (lowered in tests; defaults suit production)
     broker_session_timeout: float = Field(30.0, gt=0)

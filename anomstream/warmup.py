@@ -158,8 +158,9 @@ class Warming:
     def add(self, records: Sequence[Record]) -> None:
         self._pending.extend(records)
         while len(self._pending) >= self.batch:
-            self._score(self._pending[: self.batch])
-            del self._pending[: self.batch]
+            cut = _message_boundary(self._pending, self.batch)
+            self._score(self._pending[:cut])
+            del self._pending[:cut]
 
     def finish(self) -> Warmed:
         """Score what is left; the states end where a worker that had seen it all would be."""
@@ -168,11 +169,24 @@ class Warming:
         return Warmed(self.states, self.summary)
 
     def _score(self, records: Sequence[Record]) -> None:
-        for res in score_records(self.scorer, records, self.batch, self.states):
+        # one micro-batch, however long: the cut was made at a message boundary
+        for res in score_records(self.scorer, records, max(len(records), 1), self.states):
             seen = self.summary.setdefault(res.record.source, SourceSummary())
             seen.records += 1
             seen.warming_up = res.warming_up
             seen.last_ts = res.record.ts_text
+
+
+def _message_boundary(records: Sequence[Record], at: int) -> int:
+    """The first cut at or after `at` that does not split an array message: its items share the
+    message's offset, and a part scored after another would be judged against the offset the
+    first part applied."""
+    while at < len(records):
+        before, after = records[at - 1].origin, records[at].origin
+        if before is None or after is None or before[:3] != after[:3]:
+            break
+        at += 1
+    return at
 
 
 def warm_states(scorer: Scorer, records: Sequence[Record], batch: int = BATCH) -> Warmed:
@@ -238,7 +252,9 @@ async def warm_from_topic(
 ) -> History:
     """Score the input topic's records from time `since` (message timestamps) into `warming`,
     decoded as the worker decodes them, each with its origin, so the states' applied offsets make
-    the worker skip exactly these records later. Scored as read: nothing is held but a batch.
+    the worker skip these records later, and with them every record of their sources at a lower
+    offset and no later `ts` (history before `since` included: the worker does not score it).
+    Scored as read: nothing is held but a batch.
 
     `until_end`: stop at the end offsets seen at the start (records produced meanwhile are left
     to the worker); otherwise read until no message came for `idle` seconds. With `until_end`,

@@ -57,7 +57,7 @@ QUANTILE_REACH = 10.0
 
 LEARN_REACH = 40.0
 """Learning winsorises a statistic at this many tail scales above the anchor, once the tail has
-its first excesses: one wild value (a glitch of 1e15) would otherwise set the tail's mean excess
+10 excesses: one wild value (a glitch of 1e15) would otherwise set the tail's mean excess
 and shape for hundreds of thousands of values, and every later anomaly would look ordinary. Far
 enough that an honest tail is never cut (NAB measured 10 and 20 scales as fewer anomalies found,
 40 as the same), close enough that a 20-sigma value after a glitch still alerts."""

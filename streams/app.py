@@ -250,6 +250,7 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         """Not ready until the next assignment is restored; what was scored is saved now
         (Faust revokes every partition at each rebalance, and reassigns some right after)."""
         metrics.ready.set(0)
+        states.restoring = True
         guard.forget(list(revoked))
         await save_now()
 
@@ -266,6 +267,7 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def restored(sender: Any, **kwargs: Any) -> None:
         """Faust restored the tables of the new assignment (sent before streams resume)."""
+        states.restoring = False
         metrics.ready.set(1)
 
     async def save_now() -> None:

@@ -140,12 +140,16 @@ class Processor:
         for msg in messages:
             origin = Origin(msg.topic, msg.partition, msg.offset)
             try:
-                good, bad = decode(msg.value, origin, self.limits, now)
+                # by the message's own time where it has one: a replay judges it alike
+                stamp = now if msg.timestamp is None else msg.timestamp
+                good, bad = decode(msg.value, origin, self.limits, stamp)
             except Invalid as exc:
                 dead.append(DeadLetter(msg, msg.value or b"", exc, None))
                 continue
             records.extend(good)
-            if good:
+            if len(good) == 1:  # the common case, without a generator per message
+                mismatched += msg.key is None or good[0].source.encode() != msg.key
+            elif good:
                 key = msg.key.decode("utf-8", "replace") if msg.key is not None else None
                 mismatched += sum(1 for rec in good if rec.source != key)
             for item in bad:

@@ -80,6 +80,9 @@ class SourceStates:
         """Epoch seconds: when sources were last seen (saved in their state, for eviction)."""
         self.lock = asyncio.Lock()
         self.acker: Acker | None = None
+        self.restoring = False
+        """True while a rebalance restores the table (set by the app): no eviction meanwhile, as a
+        half-restored table may hold an old version of a source's state."""
         self._cache: dict[str, tuple[bytes | None, SourceState]] = {}
         """Source -> (the stored snapshot it was loaded from or saved as, the live state)."""
         self._dirty: dict[str, int] = {}
@@ -202,7 +205,8 @@ class SourceStates:
             async with self.lock:
                 await self.checkpoint()
         sweep_every = max(self.source_ttl / 10, 1.0)
-        if self.source_ttl > 0 and self.clock() - self._swept >= sweep_every:
+        due = self.clock() - self._swept >= sweep_every
+        if self.source_ttl > 0 and due and not self.restoring:
             async with self.lock:
                 await self.evict(self.source_ttl)
             self._swept = self.clock()
@@ -235,6 +239,8 @@ class SourceStates:
 
     async def _confirm(self, saves: Sequence[tuple[str, int, Awaitable[Any]]]) -> None:
         """Await every write within `save_deadline`; else log each failure and raise."""
+        if not saves:
+            return
         futures = {asyncio.ensure_future(fut): (source, size) for source, size, fut in saves}
         done, pending = await asyncio.wait(futures, timeout=self.save_deadline)
         failures = [(futures[f], "not acknowledged in time") for f in pending]
@@ -269,11 +275,11 @@ class SourceStates:
             if seen is None:
                 seen = self._seen[source] = self._saved_seen(source, key, now)
             if now - seen > ttl and source not in self._dirty:
-                deletes.append(self.store.delete(key))
+                deletes.append((source, 0, self.store.delete(key)))
                 self._cache.pop(source, None)
                 del self._seen[source]
                 gone.append(source)
-        await asyncio.gather(*deletes)
+        await self._confirm(deletes)  # a tombstone that never lands must not hang the lock
         self.scorer.forget(gone)
         self.metrics.forget_sources(gone)
         self.metrics.sources.set(len(self._seen))

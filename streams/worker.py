@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import gc
 import logging
+from pathlib import Path
+from typing import IO
 
 import faust
 
 from streams.app import build_app
 from streams.metrics import Metrics
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,7 @@ def run_worker(settings: Settings) -> None:
         .replace("CRIT", "CRITICAL"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    held = lock_data_dir(settings.state.data_dir)  # noqa: F841 - held until the process ends
     # Faust runs on the loop current at construction time: create it, then reuse it for setup.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -47,6 +51,25 @@ def run_worker(settings: Settings) -> None:
     worker.spinner = None
     tune_gc()
     worker.execute_from_commandline()
+
+
+def lock_data_dir(path: Path) -> IO[str]:
+    """Take the data dir for this worker (held while the returned file is open).
+
+    Two workers on one data dir would share Faust's files and, with the default static group
+    membership (`group_instance_id = auto`, derived from the data dir), the same member id, so
+    each would fence the other out of the group in a loop: stop the second one with one line."""
+    path.mkdir(parents=True, exist_ok=True)
+    handle = (path / "worker.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise SettingsError(
+            f"another worker uses the data dir {path.resolve()}: give each worker its own "
+            "(ANOMSTREAM_DATA_DIR)"
+        ) from None
+    return handle
 
 
 GC_THRESHOLDS = (50_000, 50, 10)

@@ -262,3 +262,19 @@ def test_refusals_are_one_line(tmp_path: Path, args: list[str], needle: str) -> 
     assert len(lines) == 1, result.stderr
     assert needle in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_an_array_message_is_never_cut_between_two_warm_up_batches(settings) -> None:
+    """Items of one array message carry the message's offset: cut in two, the second part would
+    be judged against the offset the first part applied, and its items not learnt."""
+    base = 1_795_514_400.0
+    array = [  # one message of 8 items, two of them at the same time as the item before
+        Record("a", base + k - (k in (3, 6)), "", {"x": float(k % 3)}, Origin("signals", 0, 0, k))
+        for k in range(8)
+    ]
+    whole = Warming(build_scorer(settings), batch=100)
+    whole.add(array)
+    cut = Warming(build_scorer(settings), batch=5)
+    cut.add(array)
+    assert cut.held == 0  # scored in one piece although longer than a batch
+    assert whole.finish().summary == cut.finish().summary

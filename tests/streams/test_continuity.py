@@ -168,3 +168,17 @@ def test_offsets_below_the_first_stored_one_are_gone_and_not_waited_for() -> Non
 def test_a_hole_the_broker_never_answers_for_stops_the_worker_instead_of_skipping() -> None:
     with pytest.raises(HoleNotReadable):
         asyncio.run(offsets_over(SlowProbe(0, 20, empty=10**6), deadline=0.5).fetch(TP, 5, 10))
+
+
+def test_re_reads_below_the_committed_offset_ask_the_broker_once() -> None:
+    class Counting(FakeBroker):
+        asked = 0
+
+        async def committed(self, tp: Any) -> int | None:
+            self.asked += 1
+            return await super().committed(tp)
+
+    broker = Counting(committed=10)
+    out = admit(GapGuard(broker), 6, 7, 8, 9, 10, 11)
+    assert [m.offset for m in out.messages] == [6, 7, 8, 9, 10, 11] and not out.holes
+    assert broker.asked == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -263,3 +264,13 @@ def test_the_record_cap_per_micro_batch_is_a_setting_with_the_processors_default
     assert (
         load_settings().kafka.max_batch_records == MAX_BATCH_RECORDS == make()[0].max_batch_records
     )
+
+
+def test_the_future_bound_is_judged_by_the_message_time_so_a_replay_judges_alike() -> None:
+    appended = 1_795_514_400.0
+    ahead = {"source": "s0", "ts": appended + 2 * 86400, "signals": {"a": 1.0, "b": 1.0}}
+    message = InMessage("signals", 0, 7, b"s0", orjson.dumps(ahead), appended)
+    for wall in (appended, appended + 3 * 86400):  # first seen, then replayed days later
+        proc, _, _, _ = make()
+        proc.wall = functools.partial(float, wall)
+        assert process(proc, [message]).dead == 1

@@ -248,3 +248,28 @@ def test_ttl_counts_from_the_last_record_seen_before_a_restart() -> None:
     assert asyncio.run(evict()) == 0
     wall[0] += 11.0  # 61 s after the last record, 11 s after the restart
     assert asyncio.run(evict()) == 3 and not store.data
+
+
+def test_no_source_is_evicted_while_a_rebalance_restores_the_table() -> None:
+    # Restoring applies a source's changelog versions oldest first: a sweep in between would
+    # read an old last-seen time and tombstone a source that is in fact active.
+    proc, _, store, _ = make()
+    states = proc.states
+    wall = [1000.0]
+    states.wall = lambda: wall[0]
+    states.source_ttl = 60.0
+
+    async def run() -> None:
+        await proc.process(messages(30))
+        await states.flush()
+        wall[0] = 2000.0
+        states._swept = -1e9
+        states.restoring = True
+        await states.tick()
+        assert len(store.data) == 3  # nothing evicted while restoring
+        states.restoring = False
+        states._swept = -1e9
+        await states.tick()
+        assert not store.data
+
+    asyncio.run(run())

@@ -29,20 +29,14 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.jit import kernel
-from detectors.protocol import Raw
+from detectors.protocol import Capabilities, Raw
 from detectors.state import Init, State, new_state
 
 
 @dataclass(frozen=True, slots=True)
-class LevelShift:
+class LevelShift(Capabilities):
     kind: ClassVar[str] = "level_shift"
     state_version: ClassVar[int] = 1
-    rarity: ClassVar[bool] = False
-    late_start: ClassVar[bool] = False
-    explains: ClassVar[tuple[str, ...]] = ()
-    describes_band: ClassVar[bool] = False
-    describes_rhythm: ClassVar[bool] = False
-    signals: ClassVar[tuple[str, ...]] = ("*",)
     fields: ClassVar[dict[str, Init]] = {"n": 0.0, "fast": 0.0, "slow": 0.0, "var": 0.0}
 
     fast: int = 20

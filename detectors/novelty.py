@@ -54,7 +54,7 @@ import numpy as np
 from detectors.calibration import Calibration
 from detectors.fusion import DECADES, decade
 from detectors.jit import kernel
-from detectors.protocol import Raw
+from detectors.protocol import Capabilities, Raw
 from detectors.state import Init, State, new_state
 
 MAX_LEVELS = 52
@@ -65,14 +65,9 @@ were all equal: any move is new until the range has grown and the grid has doubl
 
 
 @dataclass(frozen=True, slots=True)
-class Novelty:
+class Novelty(Capabilities):
     kind: ClassVar[str] = "novelty"
     state_version: ClassVar[int] = 2
-    late_start: ClassVar[bool] = False
-    explains: ClassVar[tuple[str, ...]] = ()
-    describes_band: ClassVar[bool] = False
-    describes_rhythm: ClassVar[bool] = False
-    signals: ClassVar[tuple[str, ...]] = ("*",)
     rarity: ClassVar[bool] = True
     """Its statistic weighs the other detectors' verdict instead of being one (see
     `detectors.fusion.fuse_step`): it is not calibrated and never fires alone."""

@@ -22,21 +22,16 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.jit import kernel
-from detectors.protocol import Raw
+from detectors.protocol import Capabilities, Raw
 from detectors.state import Init, State, new_state
 
 
 @dataclass(frozen=True, slots=True)
-class Persist:
+class Persist(Capabilities):
     kind: ClassVar[str] = "persist"
     state_version: ClassVar[int] = 1
-    rarity: ClassVar[bool] = False
-    late_start: ClassVar[bool] = False
-    explains: ClassVar[tuple[str, ...]] = ()
     describes_band: ClassVar[bool] = True
     """Its band (mean +- r sd) describes the signal in score messages."""
-    describes_rhythm: ClassVar[bool] = False
-    signals: ClassVar[tuple[str, ...]] = ("*",)
     fields: ClassVar[dict[str, Init]] = {"n": 0.0, "mean": 0.0, "var": 0.0}
 
     span: int = 1000

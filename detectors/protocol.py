@@ -13,9 +13,9 @@ statistic stays below `r` at times `t`. Calibration to [0, 1] is done outside, t
 all detectors.
 
 What a detector can do beyond that is declared, never guessed from its kind or class: every
-detector states each capability below as a class attribute (`CAPABILITIES`; the type checker
-holds every detector to the protocol, `detectors.checks` checks the values), and the `Scorer`
-reads only these.
+detector has each capability below as a class attribute (`CAPABILITIES`; a detector inherits a
+plain one's from `Capabilities` and states what differs; the type checker holds every detector to
+the protocol, `detectors.checks` checks the values), and the `Scorer` reads only these.
 """
 
 from __future__ import annotations
@@ -118,6 +118,19 @@ class Rhythm(Detector, Protocol):
     def rhythm(self, st: State) -> list[Period | None]:
         """Each series' confirmed rhythm, None where it has none."""
         ...
+
+
+class Capabilities:
+    """The capabilities of a plain detector: one more test on every signal, warm-up like the
+    rest, describing nothing. A detector inherits these and states only what differs."""
+
+    __slots__ = ()
+    rarity: ClassVar[bool] = False
+    late_start: ClassVar[bool] = False
+    explains: ClassVar[tuple[str, ...]] = ()
+    describes_band: ClassVar[bool] = False
+    describes_rhythm: ClassVar[bool] = False
+    signals: ClassVar[tuple[str, ...]] = ("*",)
 
 
 CAPABILITIES: dict[str, type] = {

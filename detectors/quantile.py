@@ -33,7 +33,7 @@ from typing import ClassVar
 import numpy as np
 
 from detectors.calibration import Calibration
-from detectors.protocol import Raw
+from detectors.protocol import Capabilities, Raw
 from detectors.state import Init, State, new_state
 
 RARE_JUMP = 0.1
@@ -58,14 +58,9 @@ def sa_quantile(
 
 
 @dataclass(frozen=True, slots=True)
-class QuantileBand:
+class QuantileBand(Capabilities):
     kind: ClassVar[str] = "quantile"
     state_version: ClassVar[int] = 1
-    rarity: ClassVar[bool] = False
-    explains: ClassVar[tuple[str, ...]] = ()
-    describes_band: ClassVar[bool] = False
-    describes_rhythm: ClassVar[bool] = False
-    signals: ClassVar[tuple[str, ...]] = ("*",)
     late_start: ClassVar[bool] = True
     fields: ClassVar[dict[str, Init]] = {
         "n": 0.0,

@@ -40,7 +40,7 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.jit import kernel
-from detectors.protocol import Raw
+from detectors.protocol import Capabilities, Raw
 from detectors.state import Init, State, new_state
 
 MIN_VALUES = 10
@@ -50,15 +50,9 @@ RESCALE = 1e100
 
 
 @dataclass(frozen=True, slots=True)
-class Sequence:
+class Sequence(Capabilities):
     kind: ClassVar[str] = "sequence"
     state_version: ClassVar[int] = 1
-    rarity: ClassVar[bool] = False
-    late_start: ClassVar[bool] = False
-    explains: ClassVar[tuple[str, ...]] = ()
-    describes_band: ClassVar[bool] = False
-    describes_rhythm: ClassVar[bool] = False
-    signals: ClassVar[tuple[str, ...]] = ("*",)
 
     bins: int = 6
     order: int = 2

@@ -22,22 +22,16 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.jit import kernel
-from detectors.protocol import Raw
+from detectors.protocol import Capabilities, Raw
 from detectors.state import Init, State, new_state
 
 MAD_TO_SD = 1.2533  # mean absolute deviation -> standard deviation for a normal distribution
 
 
 @dataclass(frozen=True, slots=True)
-class Spike:
+class Spike(Capabilities):
     kind: ClassVar[str] = "spike"
     state_version: ClassVar[int] = 1
-    rarity: ClassVar[bool] = False
-    late_start: ClassVar[bool] = False
-    explains: ClassVar[tuple[str, ...]] = ()
-    describes_band: ClassVar[bool] = False
-    describes_rhythm: ClassVar[bool] = False
-    signals: ClassVar[tuple[str, ...]] = ("*",)
     fields: ClassVar[dict[str, Init]] = {"n": 0.0, "prev": np.nan, "dmean": 0.0, "dmad": 0.0}
 
     span: int = 200

@@ -26,20 +26,14 @@ import numpy as np
 
 from detectors.calibration import Calibration
 from detectors.jit import kernel
-from detectors.protocol import Raw
+from detectors.protocol import Capabilities, Raw
 from detectors.state import Init, State, new_state
 
 
 @dataclass(frozen=True, slots=True)
-class Stuck:
+class Stuck(Capabilities):
     kind: ClassVar[str] = "stuck"
     state_version: ClassVar[int] = 2
-    rarity: ClassVar[bool] = False
-    late_start: ClassVar[bool] = False
-    explains: ClassVar[tuple[str, ...]] = ()
-    describes_band: ClassVar[bool] = False
-    describes_rhythm: ClassVar[bool] = False
-    signals: ClassVar[tuple[str, ...]] = ("*",)
     fields: ClassVar[dict[str, Init]] = {"n": 0.0, "prev": np.nan, "run": 0.0, "rep": 0.0}
 
     max_repeat_rate: float = 0.01

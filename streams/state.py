@@ -177,7 +177,7 @@ class SourceStates:
         """These sources' states moved on in a batch whose outputs are acknowledged."""
         now = self.wall()
         cache = self._cache
-        for source in sources:
+        for source in dict.fromkeys(sources):  # once per source, not per record
             self._dirty[source] = partitions.get(source, 0)
             self._seen[source] = now
             cache[source][1].seen = now
@@ -276,18 +276,15 @@ class SourceStates:
                 seen = self._seen[source] = self._saved_seen(source, key, now)
             if now - seen > ttl and source not in self._dirty:
                 deletes.append((source, 0, self.store.delete(key)))
-                self._cache.pop(source, None)
-                del self._seen[source]
                 gone.append(source)
         await self._confirm(deletes)  # a tombstone that never lands must not hang the lock
-        self.scorer.forget(gone)
-        self.metrics.forget_sources(gone)
-        self.metrics.sources.set(len(self._seen))
+        self.forget(gone)
         return len(deletes)
 
     def forget(self, sources: Iterable[str]) -> None:
-        """Drop these sources from memory without touching the store (their partitions moved
-        to another worker, which restores them from the changelog). Save first."""
+        """Drop these sources from memory without touching the store: evicted (their tombstones
+        are written), or their partitions moved to another worker, which restores them from the
+        changelog (save first)."""
         gone = list(sources)
         for source in gone:
             self._cache.pop(source, None)

@@ -13,7 +13,12 @@ import orjson
 import pytest
 
 from tests.integration.conftest import dumps
-from tests.integration.test_recovery import TANSU_DEFECT, reference, workload
+from tests.integration.test_recovery import (
+    SETTLE_AFTER_RESTARTS,
+    TANSU_DEFECT,
+    reference,
+    workload,
+)
 from tests.schemas import check
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
@@ -77,7 +82,7 @@ def test_three_sigkills_while_records_stream_in_lose_nothing(lane, broker_kind) 
         kills.append(seen)
         worker = run.worker(f"w{k + 1}", ready_timeout=ready)
     producer.join(timeout=120)
-    scores = run.read(s.kafka.topic_scores, len(records), timeout=240, settle=3.0)
+    scores = run.read(s.kafka.topic_scores, len(records), timeout=240, settle=SETTLE_AFTER_RESTARTS)
     worker.stop()
     by_input, decoded = scores_by_input(scores)
     # every input (partition, offset) has a score, and replays repeat the very same score
@@ -113,7 +118,7 @@ def test_a_surviving_worker_takes_over_a_dead_ones_partitions(lane, broker_kind)
     assert all(v and v > 0 for v in owned.values()), f"both workers own partitions: {owned}"
     b.kill()
     run.produce(messages[6_000:])
-    scores = run.read(s.kafka.topic_scores, len(records), timeout=240, settle=3.0)
+    scores = run.read(s.kafka.topic_scores, len(records), timeout=240, settle=SETTLE_AFTER_RESTARTS)
     by_input, decoded = scores_by_input(scores)
     assert len(by_input) == len(records), f"{len(records) - len(by_input)} records never scored"
     expected = reference(records, warmup=100)

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-
 from harness.probe import free_port
 from streams.metrics import Metrics
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+from tests.integration.test_metrics import get
 
 
 def test_readyz_names_quarantined_models_and_the_counter_counts_each_once() -> None:

@@ -203,6 +203,25 @@ def evaluate(
         f"MAR {100 * fused['mar']:.2f} %  (autoencoder alone: F1 {alone['f1']:.3f}, "
         f"FAR {100 * alone['far']:.2f} %)  -> {out or model / 'evaluation'}/metrics.json"
     )
+    click.echo(event_line(result.report["events"]))
+
+
+def event_line(figures: dict[str, Any]) -> str:
+    """`metrics.event_report` in one line: pages are what an operator sees."""
+
+    def num(value: float | None, unit: str) -> str:
+        return "-" if value is None else f"{value:.1f}{unit}"
+
+    line = (
+        f"{figures['events']} events ({figures['false_events']} false, "
+        f"{num(figures['false_per_10k_normal'], '')} per 10k normal rows); "
+        f"runs caught {figures['runs_caught']}/{figures['runs']}, first event after "
+        f"{num(figures['delay_rows_mean'], ' rows')} / {num(figures['delay_seconds_mean'], ' s')}"
+        f" on average (median {num(figures['delay_rows_median'], ' rows')})"
+    )
+    if "culprit_share" in figures:
+        line += f"; culprit right {figures['culprit_right']}/{figures['culprit_runs']}"
+    return line
 
 
 @click.command()
@@ -213,7 +232,14 @@ def evaluate(
     "--out",
     type=click.Path(path_type=Path),
     required=True,
-    help="scores.csv or scores.jsonl (one row per input row)",
+    help="scores.csv or scores.jsonl (one row per input row; CSV rows name their event)",
+)
+@click.option(
+    "--events",
+    "events_out",
+    type=click.Path(path_type=Path),
+    help="the anomaly events, one JSON per line as the stream publishes them (default: "
+    "scores.events.jsonl for --out scores.jsonl; for a .csv --out, written only when given)",
 )
 @click.option(
     "--target-fap",
@@ -224,29 +250,56 @@ def detect(
     model: Path,
     data: Path,
     out: Path,
+    events_out: Path | None,
     target_fap: float | None,
     **reading: Any,
 ) -> None:
-    """Score a CSV offline with the stream's code path (suite + autoencoder + fusion)."""
+    """Score a CSV offline with the stream's code path (suite + autoencoder + fusion), and
+    raise the events the stream would: score messages (JSONL) or rows (CSV, with `event`,
+    `severity`, `episode`, `culprit` columns), and the event messages in --events."""
     from detectors.messages import score_message
-    from detectors.offline import flat_rows, score_records, scorer_for
+    from detectors.offline import events, flat_rows, score_records, scorer_for
 
+    events_out = _events_path(out, events_out)
     served, table, config = _model_and_data(model, data, target_fap, reading)
     scorer = scorer_for(served, config)
     scored = score_records(scorer, table.records())
+    found = events(scored, config)  # the processor's: same function, same arguments
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".jsonl":
         with out.open("wb") as handle:
             for res in scored:
                 handle.write(orjson.dumps(score_message(res, config)) + b"\n")
-    elif out.suffix == ".csv":
-        rows = list(flat_rows(scored, scorer))
+    else:
+        rows = list(flat_rows(scored, scorer, found))
         fields = list(dict.fromkeys(key for row in rows for key in row))
         with out.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
-    else:
-        raise click.ClickException(f"--out must end in .csv or .jsonl, not {out.name!r}")
+    written = ""
+    if events_out is not None:
+        events_out.parent.mkdir(parents=True, exist_ok=True)
+        with events_out.open("wb") as handle:
+            for event in found.values():
+                handle.write(orjson.dumps(event) + b"\n")
+        written = f", events -> {events_out}"
     flagged = sum(r.is_anomaly for r in scored)
-    click.echo(f"{len(scored)} rows scored with {served.label}, {flagged} anomalous -> {out}")
+    click.echo(
+        f"{len(scored)} rows scored with {served.label}, {len(found)} events "
+        f"({flagged} anomalous records) -> {out}{written}"
+    )
+
+
+def _events_path(out: Path, given: Path | None) -> Path | None:
+    """Where `detect` writes the events: --events, else beside a JSONL --out (a CSV --out
+    already names each row's event); checked before any scoring."""
+    if out.suffix not in {".csv", ".jsonl"}:
+        raise click.ClickException(f"--out must end in .csv or .jsonl, not {out.name!r}")
+    if given is None:
+        return out.with_name(f"{out.stem}.events.jsonl") if out.suffix == ".jsonl" else None
+    if given.suffix != ".jsonl":
+        raise click.ClickException(f"--events must end in .jsonl, not {given.name!r}")
+    if given.resolve() == out.resolve():
+        raise click.ClickException(f"--events {given} must be another file, not --out")
+    return given

@@ -33,6 +33,11 @@ def csv_options(fun: F) -> F:
             help="file with one 0/1 label per data row (instead of a label column)",
         ),
         click.option("--label-col", help="label column (default: label/anomaly/is_anomaly)"),
+        click.option(
+            "--culprit-col",
+            help="text column naming, on anomalous rows, the signal that broke (never a signal; "
+            "evaluate scores the events' first signal against it)",
+        ),
         click.option("--time-col", help="timestamp column (default: timestamp/ts/time/datetime)"),
         click.option("--source-col", help="source column (default: source/device, if present)"),
         click.option("--signals", help="comma-separated signal columns (default: every numeric)"),
@@ -51,6 +56,7 @@ def load_csv(
     labels_file: Path | None = None,
     ignore: str | None = None,
     sep: str | None = None,
+    culprit_col: str | None = None,
 ) -> Table:
     """The CSV as `csv_options` describe it (commands pass those options on as `**reading`)."""
     return read_table(
@@ -62,4 +68,5 @@ def load_csv(
         ignore=names(ignore),
         labels_file=labels_file,
         sep=sep,
+        culprit_col=culprit_col,
     )

@@ -1,5 +1,6 @@
-"""Reading the CSV files users bring: one time column, one column per signal, optional source and
-label columns. Shared by `replay` now and by `train`, `evaluate` and `detect` later.
+"""Reading the CSV files users bring: one time column, one column per signal, optional source,
+label and culprit (the signal that broke, on anomalous rows) columns. Shared by `replay`,
+`train`, `evaluate`, `detect` and `warmup`.
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ class CsvLayout:
     source: str | None
     label: str | None
     signals: tuple[str, ...]
+    culprit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class CsvRow:
     signals: dict[str, float | None]
     label: float | None
     line: int
+    culprit: str = ""
 
 
 def _pick(
@@ -63,8 +66,10 @@ def layout(
     label_col: str | None = None,
     ignore: tuple[str, ...] = (),
     sep: str | None = None,
+    culprit_col: str | None = None,
 ) -> CsvLayout:
-    """Find the columns: by flags, else by common names; the time column defaults to the first."""
+    """Find the columns: by flags, else by common names; the time column defaults to the first.
+    The culprit column (no default name) is text, never a signal."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             first = handle.readline()
@@ -81,14 +86,15 @@ def layout(
     time = _pick(header, time_col, TIME_COLUMNS, "time") or header[0]
     source = _pick(header, source_col, SOURCE_COLUMNS, "source")
     label = _pick(header, label_col, LABEL_COLUMNS, "label")
+    culprit = _pick(header, culprit_col, (), "culprit")
     for name in ignore:
         if name not in header:
             raise CsvError(f"column to ignore {name!r} not in the header")
-    skip = {time, source, label, *ignore}
+    skip = {time, source, label, culprit, *ignore}
     signals = tuple(h for h in header if h not in skip and h)
     if not signals:
         raise CsvError(f"{path}: no signal columns besides {time!r}")
-    return CsvLayout(delimiter, time, source, label, signals)
+    return CsvLayout(delimiter, time, source, label, signals, culprit)
 
 
 def rows(path: Path, spec: CsvLayout, default_source: str) -> Iterator[CsvRow]:
@@ -105,7 +111,8 @@ def rows(path: Path, spec: CsvLayout, default_source: str) -> Iterator[CsvRow]:
                 values[name] = _number(row.get(name), path, line, name)
             source = (row.get(spec.source) or default_source) if spec.source else default_source
             label = _number(row.get(spec.label), path, line, spec.label) if spec.label else None
-            yield CsvRow(ts, ts_text, source, values, label, line)
+            culprit = (row.get(spec.culprit) or "").strip() if spec.culprit else ""
+            yield CsvRow(ts, ts_text, source, values, label, line, culprit)
 
 
 def _time_value(text: str | None) -> str | float | None:
@@ -143,6 +150,8 @@ class Table:
     """(n, k) float64, NaN = missing."""
     labels: np.ndarray | None
     """(n,) 0/1 when a label column or file was given."""
+    culprits: tuple[str, ...] | None = None
+    """(n,) the culprit column's signal names ("" where empty), when one was given."""
 
     def __len__(self) -> int:
         return len(self.times)
@@ -168,36 +177,46 @@ def read_table(
     source_col: str | None = None,
     labels_file: Path | None = None,
     sep: str | None = None,
+    culprit_col: str | None = None,
 ) -> Table:
     """Read a CSV into a `Table`: every numeric column is a signal unless `signals` names them.
 
     Labels come from `label_col` (default: label/anomaly/is_anomaly if present) or from a file
     holding one label per data row (a one-column CSV with a header, or the label column of a CSV).
+    `culprit_col` names a text column with, on anomalous rows, the signal that broke.
     """
     spec = layout(
-        path, time_col=time_col, source_col=source_col, label_col=label_col, ignore=ignore, sep=sep
+        path,
+        time_col=time_col,
+        source_col=source_col,
+        label_col=label_col,
+        ignore=ignore,
+        sep=sep,
+        culprit_col=culprit_col,
     )
     if signals:
         unknown = [s for s in signals if s not in spec.signals]
         if unknown:
             raise CsvError(f"signal column(s) {', '.join(unknown)} not in {path}")
-        spec = CsvLayout(spec.delimiter, spec.time, spec.source, spec.label, tuple(signals))
+        spec = replace(spec, signals=tuple(signals))
     else:
         numeric = _numeric_columns(path, spec)
         if not numeric:
             raise CsvError(f"{path}: no numeric column to use as a signal")
-        spec = CsvLayout(spec.delimiter, spec.time, spec.source, spec.label, numeric)
+        spec = replace(spec, signals=numeric)
     times: list[float] = []
     texts: list[str] = []
     sources: list[str] = []
     values: list[list[float]] = []
     labels: list[float] = []
+    culprits: list[str] = []
     for row in rows(path, spec, path.stem):
         times.append(row.ts)
         texts.append(row.ts_text)
         sources.append(row.source)
         values.append([math.nan if v is None else v for v in row.signals.values()])
         labels.append(math.nan if row.label is None else row.label)
+        culprits.append(row.culprit)
     if not times:
         raise CsvError(f"{path}: no data rows")
     label_array = np.asarray(labels) if spec.label else None
@@ -213,6 +232,7 @@ def read_table(
         spec.signals,
         np.asarray(values, dtype=np.float64).reshape(len(times), -1),
         None if label_array is None else label_array.astype(np.int8),
+        tuple(culprits) if spec.culprit else None,
     )
 
 

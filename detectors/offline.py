@@ -1,16 +1,17 @@
 """Offline scoring of a file with the stream's code path: the same `Scorer`, suite, autoencoder
-and fusion, fed in micro-batches, so `anomstream detect` and the worker agree record for record.
+and fusion, fed in micro-batches, so `anomstream detect` and the worker agree record for record,
+events included (`events`: the processor's rule and message, in its order).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from detectors.autoencoder import OnnxAutoencoder
 from detectors.engine import Scorer, ScoringConfig
-from detectors.messages import score_message
+from detectors.messages import anomaly_event, score_message
 from detectors.models import ModelBook
 from detectors.protocol import Detector
 from detectors.records import Record
@@ -47,10 +48,29 @@ def score_records(
     return out
 
 
-def flat_rows(scored: Sequence[Scored], scorer: Scorer) -> Iterator[dict[str, Any]]:
-    """Score messages flattened to one CSV row each: `signal.field` columns per signal."""
-    for res in scored:
+def events(
+    scored: Sequence[Scored], config: ScoringConfig, model: str | None = None
+) -> dict[int, dict[str, Any]]:
+    """The anomaly events the stream publishes for these results, by position in `scored`, in
+    the stream's order: one per result with `alert` set, built by `anomaly_event` with the
+    processor's arguments (`model`: its `Processor.model`, None in the worker). Records without
+    an input position (a file) get ids hashed from source, ts and kind (docs/messages.md)."""
+    return {i: anomaly_event(res, config, model) for i, res in enumerate(scored) if res.alert}
+
+
+def flat_rows(
+    scored: Sequence[Scored],
+    scorer: Scorer,
+    found: Mapping[int, dict[str, Any]] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Score messages flattened to one CSV row each, with the record's event (`found`: the
+    `events` of `scored`, computed when not given): `event` (its id), `severity`, `culprit`
+    (its first signal by contribution) empty where it raised none, `episode` the id of an
+    anomalous record's episode; then `signal.field` columns per signal."""
+    found = events(scored, scorer.config) if found is None else found
+    for i, res in enumerate(scored):
         msg = score_message(res, scorer.config)
+        event = found.get(i)
         row: dict[str, Any] = {
             "source": msg["source"],
             "ts": msg["ts"],
@@ -60,8 +80,19 @@ def flat_rows(scored: Sequence[Scored], scorer: Scorer) -> Iterator[dict[str, An
             "model": msg["model"] or "",
             "model_score": msg["detectors"].get("autoencoder", ""),
             "missing": " ".join(msg.get("missing", [])),
+            "event": event["id"] if event else "",
+            "severity": event["severity"] if event else "",
+            "episode": res.episode["id"] if res.is_anomaly and res.episode else "",
+            "culprit": culprit(event),
         }
         for name, entry in msg["signals"].items():
             for key, value in entry.items():
                 row[f"{name}.{key}"] = "" if value is None else value
         yield row
+
+
+def culprit(event: Mapping[str, Any] | None) -> str:
+    """The event's first signal by contribution (its cause), "" without an event or signals."""
+    if not event or not event["signals"]:
+        return ""
+    return str(event["signals"][0]["name"])

@@ -2,7 +2,9 @@
 
 It scores the file the way the stream would (univariate suite + autoencoder + fusion, through
 `detectors.offline`), and reports the fused verdict and the autoencoder's own verdict side by
-side, so a user sees what the model adds. No TensorFlow here: evaluation needs only onnxruntime.
+side, so a user sees what the model adds; and it judges the anomaly events the stream would page
+with (`detectors.offline.events`): false pages, runs caught, delay, culprit. No TensorFlow here:
+evaluation needs only onnxruntime.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import orjson
 from detectors.autoencoder import OnnxAutoencoder, sequence_scores
 from detectors.csvdata import Table
 from detectors.engine import ScoringConfig
-from detectors.offline import score_records, scorer_for
+from detectors.offline import culprit, events, score_records, scorer_for
 from detectors.results import Scored
 from training import metrics, plots
 
@@ -26,6 +28,8 @@ from training import metrics, plots
 class Evaluation:
     report: dict[str, Any]
     scored: list[Scored]
+    events: dict[int, dict[str, Any]]
+    """The stream's events, by row."""
 
 
 def evaluate(
@@ -39,6 +43,12 @@ def evaluate(
         raise ValueError(f"the file lacks the model's signal(s) {', '.join(missing)}")
     if not 0 <= from_row < len(table):
         raise ValueError(f"--from-row {from_row} is outside the file's {len(table)} rows")
+    strangers = sorted({c for c in table.culprits or () if c} - set(model.spec.signals))
+    if strangers:
+        raise ValueError(
+            f"the culprit column names {', '.join(strangers[:3])}: not a signal of the model "
+            f"({', '.join(model.spec.signals)})"
+        )
     scored = score_records(scorer_for(model, config), table.records())
     score = np.array([r.score for r in scored])
     flagged = np.array([r.is_anomaly for r in scored])
@@ -49,6 +59,8 @@ def evaluate(
     _, per_signal = sequence_scores(model, np.where(np.isnan(values), model.spec.center, values))
     part = slice(from_row, None)
     labels = table.labels
+    found = events(scored, config)
+    counted = [i for i in found if i >= from_row]
     report: dict[str, Any] = {
         "model": model.label,
         "data": str(table.path),
@@ -57,6 +69,13 @@ def evaluate(
         "fused": metrics.report(labels[part], score[part], flagged[part]),
         "autoencoder": metrics.report(
             labels[part], np.nan_to_num(1.0 - p_model[part]), p_model[part] <= config.target_fap
+        ),
+        "events": metrics.event_report(
+            labels[part],
+            np.asarray(counted, dtype=np.int64) - from_row,
+            table.times[part],
+            None if table.culprits is None else table.culprits[part],
+            None if table.culprits is None else [culprit(found[i]) for i in counted],
         ),
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -73,4 +92,4 @@ def evaluate(
     plots.plot_signal_errors(
         table.times, per_signal, list(model.spec.signals), out / "signal_errors.png", labels
     )
-    return Evaluation(report, scored)
+    return Evaluation(report, scored, found)

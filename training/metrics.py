@@ -2,11 +2,13 @@
 
 Kept free of TensorFlow, sklearn and pandas so the evaluation path (and CI) can score results
 without the training stack. Definitions follow the SKAB benchmark so our numbers are comparable
-with its leaderboard: F1 = TP / (TP + (FP + FN) / 2), FAR and MAR as fractions.
+with its leaderboard: F1 = TP / (TP + (FP + FN) / 2), FAR and MAR as fractions. `event_report`
+judges the anomaly events instead of rows: pages are what an operator pays for and acts on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +18,7 @@ __all__ = [
     "Confusion",
     "confusion",
     "event_recall",
+    "event_report",
     "pr_auc",
     "report",
     "segments",
@@ -185,3 +188,94 @@ def report(
         "anomalies": int(np.count_nonzero(y)),
         "events": len(segments(y)),
     }
+
+
+def _stat(values: npt.NDArray[np.float64], how: str) -> float | None:
+    """Mean or median; None (JSON null) for nothing to average, never a NaN."""
+    if values.size == 0:
+        return None
+    return float(np.mean(values) if how == "mean" else np.median(values))
+
+
+def event_report(
+    labels: npt.ArrayLike,
+    event_rows: npt.ArrayLike,
+    times: npt.ArrayLike | None = None,
+    culprits_true: Sequence[str] | npt.ArrayLike | None = None,
+    culprits_first: Sequence[str] | npt.ArrayLike | None = None,
+    grace: int = 0,
+) -> dict[str, float | int | None]:
+    """Event-level figures: false pages per 10k normal rows, labelled runs caught, delay, culprit.
+
+    `event_rows` are the rows that raised an event; an event is a true page when it lies in a
+    labelled run (consecutive 1s) or within `grace` rows after its end (never reaching into the
+    next run: each run's window stops where the next begins), a false page otherwise. Delay is
+    from a run's first row to its first event, in rows and, with `times` (epoch seconds per
+    row), in seconds. With `culprits_true` (per row, the labelled signal that broke, "" where
+    none) and `culprits_first` (per event, its first signal by contribution), `culprit_share` is
+    the share of caught runs with a labelled signal whose first event names it. Undefined
+    ratios and averages are None (JSON null).
+    """
+    y = _as_bool("labels", labels)
+    n = y.size
+    rows = _as_1d("event_rows", np.asarray(event_rows, dtype=np.int64)).astype(np.int64)
+    if grace < 0:
+        raise ValueError(f"grace must be >= 0 rows, got {grace}")
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise ValueError(f"event rows outside the {n} labelled rows")
+    order = np.argsort(rows, kind="stable")
+    rows = rows[order]
+    t = None if times is None else _as_1d("times", times).astype(np.float64)
+    if t is not None:
+        _same_length("labels", y, "times", t)
+    if (culprits_true is None) != (culprits_first is None):
+        raise ValueError("give both culprits_true and culprits_first, or neither")
+
+    runs = np.asarray(segments(y), dtype=np.int64).reshape(-1, 2)
+    starts, ends = runs[:, 0], runs[:, 1]
+    # each run's window: the run plus the grace, cut where the next run starts
+    limit = np.append(starts[1:] - 1, n - 1)
+    window = np.minimum(ends + grace, limit)
+    run_of = np.searchsorted(starts, rows, side="right") - 1
+    if runs.size:
+        inside = (run_of >= 0) & (rows <= window[np.maximum(run_of, 0)])
+    else:
+        inside = np.zeros(rows.size, dtype=bool)
+    true_runs, first = np.unique(run_of[inside], return_index=True)
+    first_rows = rows[inside][first]
+    delay_rows = (first_rows - starts[true_runs]).astype(np.float64)
+
+    normal = int(n - np.count_nonzero(y))
+    false_events = int(rows.size - np.count_nonzero(inside))
+    out: dict[str, float | int | None] = {
+        "events": int(rows.size),
+        "true_events": int(np.count_nonzero(inside)),
+        "false_events": false_events,
+        "normal_rows": normal,
+        "false_per_10k_normal": false_events / normal * 1e4 if normal else None,
+        "grace_rows": grace,
+        "runs": len(runs),
+        "runs_caught": len(true_runs),
+        "caught_share": len(true_runs) / len(runs) if len(runs) else None,
+        "delay_rows_mean": _stat(delay_rows, "mean"),
+        "delay_rows_median": _stat(delay_rows, "median"),
+    }
+    delay_s = np.empty(0) if t is None else t[first_rows] - t[starts[true_runs]]
+    out["delay_seconds_mean"] = None if t is None else _stat(delay_s, "mean")
+    out["delay_seconds_median"] = None if t is None else _stat(delay_s, "median")
+    if culprits_true is not None and culprits_first is not None:
+        truth = _as_1d("culprits_true", np.asarray(culprits_true, dtype=object))
+        named = _as_1d("culprits_first", np.asarray(culprits_first, dtype=object))
+        _same_length("labels", y, "culprits_true", truth)
+        _same_length("event_rows", rows, "culprits_first", named)
+        named = named[order][inside][first]
+        judged = right = 0
+        for run, name in zip(true_runs, named, strict=True):
+            labelled = [c for c in truth[starts[run] : ends[run] + 1] if c]
+            if labelled:  # the run's first labelled signal
+                judged += 1
+                right += int(name == labelled[0])
+        out["culprit_runs"] = judged
+        out["culprit_right"] = right
+        out["culprit_share"] = right / judged if judged else None
+    return out

@@ -1,8 +1,10 @@
 """Bounded memory: a worker fed 10,000 sources x 8 signals keeps its RSS flat after warm-up.
 
 Streams rounds of one record per source (JSON arrays of 100 records from 100 sources per
-message), samples the worker's RSS once every source has been seen a few times and again at the
-end, and reports the state bytes per source as stored in the changelog.
+message), samples the worker's RSS before the first record, once every source has been seen a
+few times and again at the end, and reports the memory per source (RSS at the end less the idle
+worker's, over the sources: what `ANOMSTREAM_MAX_SOURCES` is sized by) and the state bytes per
+source as stored in the changelog.
 Usage: `python -m bench.memory --broker kafka|tansu|host:port`.
 """
 
@@ -107,6 +109,7 @@ def main() -> None:
             with WorkerProcess(env, workdir, name="worker") as worker:
                 worker.wait_ready(120)
                 assert worker.pid is not None
+                rss_idle = rss_bytes(worker.pid)
                 curve = []
                 started = time.monotonic()
                 for r in range(args.rounds):
@@ -129,6 +132,8 @@ def main() -> None:
         rss_after_warmup_mib=rss_warm / 2**20,
         rss_end_mib=rss_end / 2**20,
         rss_growth=(rss_end - rss_warm) / rss_warm,
+        rss_idle_mib=rss_idle / 2**20,
+        rss_per_source_kib=(rss_end - rss_idle) / args.sources / 1024,
         state_bytes_per_source=float(np.mean(sizes)),
         state_bytes_per_signal=float(np.mean(sizes)) / 8,
         sources_in_changelog=len(sizes),
@@ -141,6 +146,10 @@ def main() -> None:
         f"{results['rss_end_mib']:.0f} MiB at the end ({100 * results['rss_growth']:+.1f} %); "
         f"state {results['state_bytes_per_source']:.0f} bytes per source "
         f"({results['state_bytes_per_signal']:.0f} per signal) in the changelog"
+    )
+    print(
+        f"memory per source: {results['rss_per_source_kib']:.0f} KiB "
+        f"(RSS {results['rss_idle_mib']:.0f} MiB idle, before the first record)"
     )
     print("RSS MiB per round:", results["rss_mib_per_round"])
     args.out.parent.mkdir(parents=True, exist_ok=True)

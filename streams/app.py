@@ -209,6 +209,9 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         settings.state.state_flush_interval,
         settings.state.source_ttl,
         max_source_signals=settings.state.max_source_signals,
+        save_interval=settings.state.state_save_interval,
+        save_records=settings.state.state_save_records,
+        max_sources=settings.state.max_sources,
     )
     processor = Processor(
         scorer,
@@ -266,14 +269,18 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def restored(sender: Any, **kwargs: Any) -> None:
-        """Faust restored the tables of the new assignment (sent before streams resume)."""
+        """Faust restored the tables of the new assignment (sent before streams resume): their
+        sources count as held (the source cap), with their saved last-seen times."""
+        states.adopt()
         states.restoring = False
         metrics.ready.set(1)
 
     async def save_now() -> None:
+        """Everything unsaved, before a rebalance and while a stop drains: nothing scored may
+        be left to a replay by another worker, or by this one after a clean stop."""
         try:
             async with states.lock:
-                await states.checkpoint()
+                await states.checkpoint(everything=True)
         except Exception:
             fatal("cannot save the detector state; exiting so that a restart replays")
 
@@ -311,7 +318,7 @@ async def keep_partitions(states: SourceStates, store: TableStore, partitions: s
     memory without tombstones; their new owner restores them from the changelog. Without this,
     this worker's TTL eviction would later delete them from partitions it no longer owns."""
     async with states.lock:
-        await states.checkpoint()
+        await states.checkpoint(everything=True)
         gone = [key.decode() for key in store.keep_partitions(partitions)]
         states.forget(gone)
     if gone:

@@ -31,6 +31,15 @@ class Limits:
     dated years ahead would otherwise make every later record of its source `late`."""
 
 
+def too_many_sources(source: str, cap: int) -> Invalid:
+    """Why a record of a source new to a worker that holds `cap` sources is refused (raised by
+    `streams.state`, which knows what the worker holds; here with the other reasons)."""
+    return Invalid(
+        "too_many_sources",
+        f"source {source!r} would be more than the {cap} sources this worker holds (max_sources)",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class BadRecord:
     """One element of an array message that failed; the rest of the array is still scored."""

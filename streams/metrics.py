@@ -87,7 +87,9 @@ class Metrics:
             registry=r,
         )
         self.sources = Gauge(
-            "anomstream_active_sources", "Sources with detector state in this worker", registry=r
+            "anomstream_active_sources",
+            "Sources this worker holds: loaded, or in the table of its partitions",
+            registry=r,
         )
         self.warming = Gauge(
             "anomstream_warming_sources",
@@ -96,6 +98,23 @@ class Metrics:
         )
         self.state_bytes = Gauge(
             "anomstream_state_bytes", "Bytes of detector state written at the last save", registry=r
+        )
+        self.state_written = Counter(
+            "anomstream_state_written_bytes",
+            "Bytes of detector state written to the changelog",
+            registry=r,
+        )
+        self.unsaved = Gauge(
+            "anomstream_unsaved_sources",
+            "Sources whose state is ahead of the changelog (input committed only up to their "
+            "first unsaved record)",
+            registry=r,
+        )
+        self.max_sources = Gauge(
+            "anomstream_max_sources",
+            "Sources this worker may hold (max_sources); records of new ones beyond it are "
+            "dead-lettered (too_many_sources)",
+            registry=r,
         )
         self.ready = Gauge(
             "anomstream_ready",

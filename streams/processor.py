@@ -63,10 +63,15 @@ class Processor:
     async def process(self, messages: Sequence[InMessage]) -> BatchReport:
         started = time.perf_counter()
         records, dead = self._decode(messages)
-        states, partitions = self.states.load(records)
+        states, capped = self.states.load(records)
+        if capped:  # new sources beyond the cap: dead letters, no state
+            dead.extend(self.states.letters(capped, messages))
+            turned_away = {rec.source for rec, _ in capped}
+            records = [rec for rec in records if rec.source not in turned_away]
         outcome = await self._score(records, states)
         results = outcome.results
-        dead.extend(self.states.refused(outcome, records, messages))
+        rejected = [(records[i], error) for i, error in outcome.rejected]
+        dead.extend(self.states.letters(rejected, messages))
 
         pending: list[Awaitable[Any]] = []
         report = BatchReport(dead=len(dead))
@@ -85,15 +90,14 @@ class Processor:
                 report.events += 1
         pending.extend(await self.sink.send_many(self.topics.scores, outputs))
         for letter in dead:
-            original = letter.message.key
-            value, headers = fit_dead_letter(
-                original, letter.value, _dlq_headers(letter), self.topics.dlq_max_bytes
+            dlq_key, value, headers = fit_dead_letter(
+                letter.message.key, letter.value, _dlq_headers(letter), self.topics.dlq_max_bytes
             )
             if value is not letter.value:
                 self.metrics.dead_letters_truncated.inc()
-            pending.append(await self.sink.send(self.topics.dlq, original, value, headers))
+            pending.append(await self.sink.send(self.topics.dlq, dlq_key, value, headers))
         await asyncio.gather(*pending)
-        self.states.changed((res.record.source for res in scored), partitions)
+        self.states.changed([res.record for res in scored], self.states.old(messages))
 
         report.scored = len(scored)
         report.replayed = len(results) - len(scored) - len(outcome.rejected)
@@ -176,20 +180,31 @@ def _dlq_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
 
 def fit_dead_letter(
     key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], limit: int
-) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The dead letter as sent: whole if it fits the DLQ topic's `limit`, else a prefix with the
-    original's size and sha256 in headers (a letter the topic refuses would stop the worker).
+) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """The dead letter as sent (key, value, headers): whole if it fits the DLQ topic's `limit`,
+    else a prefix of the value with the original's size and sha256 in headers (a letter the
+    topic refuses would stop the worker). A key and headers that would take more than half of
+    a small limit on their own (a huge input key, a long error detail) are cut to prefixes too.
 
-    >>> value, headers = fit_dead_letter(b"k", b"x" * 10_000, [], 5_000)
+    >>> key, value, headers = fit_dead_letter(b"k", b"x" * 10_000, [], 5_000)
     >>> len(value) < 5_000, dict(headers)["original_size"]
     (True, b'10000')
     """
-    used = len(key or b"") + sum(len(name) + len(v) for name, v in headers)
-    room = limit - MESSAGE_OVERHEAD - used
-    if len(value) <= room:
-        return value, headers
+    room = limit - min(MESSAGE_OVERHEAD, limit // 4)
+    used = len(key or b"") + _size(headers)
+    if len(value) + used <= room:
+        return key, value, headers
     size = str(len(value)).encode()
     digest = hashlib.sha256(value).hexdigest().encode()
     extra = [("original_size", size), ("original_sha256", digest)]
-    room -= sum(len(name) + len(v) for name, v in extra)
-    return value[: max(room, 0)], [*headers, *extra]
+    share = room // 2 - _size(extra)  # what the key and the other headers may take
+    if used > share:
+        cap = max((share - sum(len(name) for name, _ in headers)) // (len(headers) + 1), 0)
+        key = None if key is None else key[:cap]
+        headers = [(name, v[:cap]) for name, v in headers]
+    headers = [*headers, *extra]
+    return key, value[: max(room - len(key or b"") - _size(headers), 0)], headers
+
+
+def _size(headers: list[tuple[str, bytes]]) -> int:
+    return sum(len(name) + len(v) for name, v in headers)

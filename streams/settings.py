@@ -35,6 +35,8 @@ ENV_PREFIX = "ANOMSTREAM_"
 NOT_SETTINGS = frozenset({"CONFIG", "CACHE", "TEST_BROKER", "REQUIRE_KAFKA", "BENCH_DATA"})
 """`ANOMSTREAM_*` variables that are not settings: the config file's path, and the harness's."""
 PERIODS = ("day", "week", "samples")
+MAX_SOURCES = 100_000
+"""Sources one worker holds (`max_sources`): ~120 KiB each at 8 signals (docs/operations.md)."""
 
 
 class SettingsError(ValueError):
@@ -219,12 +221,21 @@ class LimitsSettings(_Group):
 
 
 class StateSettings(_Group):
-    """Where the state lives, how often it is saved, when a quiet source is forgotten."""
+    """Where the state lives, how often it is saved, when a quiet source is forgotten, how many
+    sources and signals one worker holds."""
 
     data_dir: Path = Path(".anomstream")
     state_flush_interval: float = Field(
-        0.5, gt=0.0, le=60.0, description="seconds between state saves (and input commits)"
+        0.5, gt=0.0, le=60.0, description="seconds between checkpoints (saves due, input acks)"
     )
+    state_save_interval: float = Field(
+        5.0,
+        ge=0.0,
+        le=3600.0,
+        description="save a source once its oldest unsaved record is "
+        "this old (0 = at every checkpoint); input is committed only up to that record",
+    )
+    state_save_records: int = Field(1_000, ge=0, description="... or has this many (0 = no bound)")
     source_ttl: float = Field(
         7 * 86400.0, ge=0.0, description="forget a source after this many seconds without records"
     )
@@ -233,6 +244,12 @@ class StateSettings(_Group):
         ge=1,
         description="signal names per source (its state must fit one changelog message); a "
         "record that would add more is dead-lettered (too_many_signals)",
+    )
+    max_sources: int = Field(
+        MAX_SOURCES,
+        ge=1,
+        description="sources one worker holds (memory); a record of a new source beyond it is "
+        "dead-lettered (too_many_sources)",
     )
 
 

@@ -2,50 +2,58 @@
 acknowledgement of the input a save covers.
 
 Delivery without transactions (docs/delivery.md): a batch is scored against the states as they
-were and its outputs are published and acknowledged first; the new states stay here, dirty. At a
-checkpoint (every `flush_interval`, or when the stream goes quiet) every dirty state is written
-to the store, each carrying the input offsets it has applied, the writes are awaited, and only
-then is the input they cover acknowledged to the consumer, so offsets are committed only behind
-saved state. A crash replays what was not saved: against the saved states it produces the same
-messages again (same ids); records the saved states have applied are recognised and skipped.
-Holding scored-but-unsaved batches is bounded by the interval and spares writing a busy source's
-state after every micro-batch.
+were and its outputs are published and acknowledged first; the new states stay here, unsaved. At
+a checkpoint (every `flush_interval`, or when the stream goes quiet) the states that are due
+(`streams.saves`: their oldest unsaved record is `save_interval` old, or they have
+`save_records` unsaved records; all of them at a rebalance or a stop) are written to the store,
+each carrying the input offsets it has applied, and the writes are awaited; then the input is
+acknowledged to the consumer up to, per partition, the first record of a source still unsaved,
+so offsets are committed only behind saved state. A crash replays from there: against the saved
+states it produces the same messages again (same ids); records the saved states have applied are
+recognised and skipped. Deferring saves spares rewriting a whole state (~52 KB) for every few
+records of a slowly-updating source.
 
 What cannot go on fails loudly, never hangs or loops: a save that fails or is not acknowledged
-within `save_deadline` raises `StateSaveError` (the worker exits, a restart replays), naming the
-source and its size. A stored state that cannot be read (bad JSON, an unknown layout version, a
-shape this suite does not save) is logged, counted and the source starts cold: raising would
-crash every restart on the same entry. A source keeps at most `max_source_signals` signal names
-(its state must fit one changelog message): a record that would add more is refused and goes
-to the dead letters (`too_many_signals`). Eviction counts from the wall-clock time a source was
-last seen, saved in its state, so restarts do not restart its clock.
+within `save_deadline` raises `StateSaveError` (`streams.saves`; the worker exits, a restart
+replays), naming the source and its size. A stored state that cannot be read (bad JSON, an
+unknown layout version, a shape this suite does not save) is logged, counted and the source
+starts cold: raising would crash every restart on the same entry. A source keeps at most
+`max_source_signals` signal names (its state must fit one changelog message), and a worker
+holds at most `max_sources` sources (memory): a record that would exceed either is refused and
+goes to the dead letters (`too_many_signals`, `too_many_sources`). Eviction counts from the
+wall-clock time a source was last seen, saved in its state, so restarts do not restart its
+clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import orjson
 
 from detectors.engine import BatchOutcome, Scorer
-from detectors.records import Record
-from detectors.source_state import MAX_SOURCE_SIGNALS, SourceState, UnreadableState
+from detectors.records import Invalid, Record
+from detectors.source_state import (
+    MAX_SOURCE_SIGNALS,
+    STATE_VERSION,
+    SourceState,
+    UnreadableState,
+)
+from streams.codec import too_many_sources
 from streams.metrics import Metrics
-from streams.structs import TP, Acker, DeadLetter, InMessage, StateStore
+from streams.saves import SAVE_DEADLINE, HeldInput, Hole, SaveBook, confirm
+from streams.settings import MAX_SOURCES
+from streams.structs import Acker, DeadLetter, InMessage, StateStore
 
 log = logging.getLogger(__name__)
 
-SAVE_DEADLINE = 30.0
-"""Seconds a checkpoint's writes may take before the worker gives up (and exits): a healthy
-broker acknowledges in milliseconds; a write that never completes would hold the lock forever."""
-
-
-class StateSaveError(RuntimeError):
-    """A state write failed or was not acknowledged in time: the worker must exit and replay."""
+SEEN = re.compile(rb'"seen":(null|-?[0-9][0-9.eE+-]*)[,}]')
+"""A saved state's last-seen time, read without parsing the rest (`saved_seen`)."""
 
 
 class SourceStates:
@@ -66,15 +74,20 @@ class SourceStates:
         max_source_signals: int = MAX_SOURCE_SIGNALS,
         save_deadline: float = SAVE_DEADLINE,
         wall: Callable[[], float] = time.time,
+        save_interval: float = 0.0,
+        save_records: int = 0,
+        max_sources: int = MAX_SOURCES,
     ) -> None:
         self.scorer = scorer
         self.store = store
         self.metrics = metrics
         self.flush_interval = flush_interval
+        """Seconds between checkpoints (saves of what is due, acks of what they cover)."""
         self.source_ttl = source_ttl
         self.clock = clock
-        """Monotonic: save intervals."""
+        """Monotonic: checkpoint and save intervals."""
         self.max_source_signals = max_source_signals
+        self.max_sources = max_sources
         self.save_deadline = save_deadline
         self.wall = wall
         """Epoch seconds: when sources were last seen (saved in their state, for eviction)."""
@@ -83,41 +96,69 @@ class SourceStates:
         self.restoring = False
         """True while a rebalance restores the table (set by the app): no eviction meanwhile, as a
         half-restored table may hold an old version of a source's state."""
+        self.book = SaveBook(save_interval, save_records)
+        """Sources whose live state is ahead of the store, and the commit floors they set."""
         self._cache: dict[str, tuple[bytes | None, SourceState]] = {}
         """Source -> (the stored snapshot it was loaded from or saved as, the live state)."""
-        self._dirty: dict[str, int] = {}
-        """Sources scored since the last save -> the input partition their records came from."""
+        self._held: set[str] = set()
+        """Sources this worker holds: loaded, or in the table of its partitions (the cap)."""
+        self._full = False
+        """The source cap was reached (logged once until it is not)."""
         self._seen: dict[str, float] = {}
         """Source -> wall-clock time of its last record (for eviction)."""
         self._resets: set[tuple[str, int]] = set()
         """Input (topic, partition)s whose offset reset was logged (once per process)."""
-        self._events: list[Any] = []
-        self._holes: list[tuple[TP, int, int]] = []
+        self._input = HeldInput()
         self._saved = clock()
         self._swept = clock()
+        metrics.max_sources.set(max_sources)
 
     # -- a batch: load before scoring, mark after publishing ------------------------------------
 
-    def load(self, records: Sequence[Record]) -> tuple[dict[str, SourceState], dict[str, int]]:
-        """The current state of every source in the batch, and the partition it arrived on."""
+    def load(
+        self, records: Sequence[Record]
+    ) -> tuple[dict[str, SourceState], list[tuple[Record, Invalid]]]:
+        """The current state of every source in the batch; the records of new sources beyond
+        `max_sources`, refused (`too_many_sources`: the source gets no state)."""
         states: dict[str, SourceState] = {}
-        partitions: dict[str, int] = {}
+        refused: list[tuple[Record, Invalid]] = []
+        turned_away: dict[str, Invalid] = {}
+        held = self._held
         for rec in records:
-            if rec.origin is not None:
-                partitions[rec.source] = rec.origin.partition
-            if rec.source in states:
+            source = rec.source
+            if source in states:
                 continue
-            blob = self.store.get(rec.source.encode())
-            cached = self._cache.get(rec.source)
+            error = turned_away.get(source)
+            if error is not None:
+                refused.append((rec, error))
+                continue
+            blob = self.store.get(source.encode())
+            cached = self._cache.get(source)
             if cached is not None and cached[0] is blob:
                 state = cached[1]  # ours, possibly ahead of the store by unsaved batches
             elif blob is None:
+                if cached is None and len(held) >= self.max_sources:
+                    turned_away[source] = error = self._over_cap(source)
+                    refused.append((rec, error))
+                    continue
                 state = self.scorer.new_source()
             else:  # restored from the changelog, or written by another worker since
-                state = self._read(rec.source, blob)
-            self._cache[rec.source] = (blob, state)
-            states[rec.source] = state
-        return states, partitions
+                state = self._read(source, blob)
+            self._cache[source] = (blob, state)
+            held.add(source)
+            states[source] = state
+        self.metrics.sources.set(len(held))
+        return states, refused
+
+    def _over_cap(self, source: str) -> Invalid:
+        if not self._full:
+            self._full = True
+            log.warning(
+                "this worker holds %d sources (max_sources): records of new sources go to the "
+                "dead letters (too_many_sources) until sources are evicted or move away",
+                len(self._held),
+            )
+        return too_many_sources(source, self.max_sources)
 
     def _read(self, source: str, blob: bytes) -> SourceState:
         """The stored state, or a cold one if it cannot be read (logged and counted)."""
@@ -150,18 +191,18 @@ class SourceStates:
         return outcome
 
     @staticmethod
-    def refused(
-        outcome: BatchOutcome, records: Sequence[Record], messages: Sequence[InMessage]
+    def letters(
+        refused: Sequence[tuple[Record, Invalid]], messages: Sequence[InMessage]
     ) -> list[DeadLetter]:
-        """The dead letters of the records the scorer refused: the record itself (the element
-        of an array message, with its index)."""
-        if not outcome.rejected:
+        """The dead letters of refused records: the record itself (the element of an array
+        message, with its index)."""
+        if not refused:
             return []
         by_place = {(m.topic, m.partition, m.offset): m for m in messages}
         parsed: dict[int, Any] = {}
         letters = []
-        for i, error in outcome.rejected:
-            origin = records[i].origin
+        for record, error in refused:
+            origin = record.origin
             assert origin is not None  # records from messages always carry their origin
             msg = by_place[(origin.topic, origin.partition, origin.offset)]
             body = parsed.get(id(msg))
@@ -173,35 +214,43 @@ class SourceStates:
                 letters.append(DeadLetter(msg, msg.value or b"", error, None))
         return letters
 
-    def changed(self, sources: Iterable[str], partitions: dict[str, int]) -> None:
-        """These sources' states moved on in a batch whose outputs are acknowledged."""
-        now = self.wall()
-        cache = self._cache
-        for source in dict.fromkeys(sources):  # once per source, not per record
-            self._dirty[source] = partitions.get(source, 0)
-            self._seen[source] = now
+    def changed(
+        self, records: Iterable[Record], old: Collection[tuple[str, int, int]] = ()
+    ) -> None:
+        """These records moved their sources' states on, in a batch whose outputs are
+        acknowledged: the states are unsaved, and so is the input from these records on.
+        `old`: (topic, partition, offset) of messages a save interval old already."""
+        now, mark, monotonic = self.wall(), self.book.mark, self.clock()
+        sources: dict[str, None] = {}
+        for rec in records:
+            o = rec.origin
+            is_old = bool(old) and o is not None and (o.topic, o.partition, o.offset) in old
+            mark(rec.source, o, monotonic, is_old)
+            sources[rec.source] = None
+        cache, seen = self._cache, self._seen
+        for source in sources:  # once per source, not per record
+            seen[source] = now
             cache[source][1].seen = now
-        self.metrics.sources.set(len(self._seen))
+        self.metrics.unsaved.set(len(self.book))
 
     @property
     def dirty(self) -> int:
-        """Sources whose state changed since the last save."""
-        return len(self._dirty)
+        """Sources whose state changed since it was last saved."""
+        return len(self.book)
 
     # -- checkpoints ----------------------------------------------------------------------------
 
-    async def done(self, events: Sequence[Any], holes: Sequence[tuple[TP, int, int]]) -> None:
-        """Under `lock`, after a batch was published: its input is acked after the next save,
-        which happens now if the last one is `flush_interval` old."""
-        self._events.extend(events)
-        self._holes.extend(holes)
+    async def done(self, events: Sequence[Any], holes: Sequence[Hole]) -> None:
+        """Under `lock`, after a batch was published: its input is acked once the states it
+        changed are saved; a checkpoint runs now if the last one is `flush_interval` old."""
+        self._input.hold(events, holes)
         if self.clock() - self._saved >= self.flush_interval:
             await self.checkpoint()
 
     async def tick(self) -> None:
-        """From a timer: a quiet stream's last batches are saved and acked too, and sources
-        without a record for `source_ttl` are forgotten."""
-        if self._events and not self.lock.locked():
+        """From a timer: a quiet stream's sources get saved and its input acked too, and
+        sources without a record for `source_ttl` are forgotten."""
+        if (self._input or self.book) and not self.lock.locked():
             async with self.lock:
                 await self.checkpoint()
         sweep_every = max(self.source_ttl / 10, 1.0)
@@ -211,52 +260,62 @@ class SourceStates:
                 await self.evict(self.source_ttl)
             self._swept = self.clock()
 
-    async def checkpoint(self) -> None:
-        """Save, then acknowledge the input (and report the holes) the save covers."""
-        await self.flush()
-        if self.acker is not None:
-            await self.acker.ack(self._events, self._holes)
-        self._events.clear()
-        self._holes.clear()
+    async def checkpoint(self, everything: bool = False) -> None:
+        """Save what is due (`everything`: every unsaved source, before a rebalance or a stop),
+        then acknowledge the input (and report the holes) below the first record, per
+        partition, of a source still unsaved."""
+        await self.flush(everything)
+        events, holes = self._input.release(self.book.floors() if self.book else None)
+        if self.acker is not None and (events or holes):
+            await self.acker.ack(events, holes)
         self._saved = self.clock()
 
-    async def flush(self) -> int:
-        """Save every dirty source's state and await the writes; returns how many were saved."""
+    async def flush(self, everything: bool = True) -> int:
+        """Save the unsaved sources' states (only those due unless `everything`) and await the
+        writes; returns how many were saved."""
         saves: list[tuple[str, int, Awaitable[Any]]] = []
         written = 0
-        for source, partition in self._dirty.items():
+        due = self.book.due(self.clock(), everything)
+        for source, partition in self.book.take(due):
             state = self._cache[source][1]
             blob = orjson.dumps(state.to_json(self.scorer.suite))
             written += len(blob)
             self._cache[source] = (blob, state)
             saves.append((source, len(blob), self.store.put(source.encode(), blob, partition)))
         if saves:
-            await self._confirm(saves)
+            await confirm(saves, self.save_deadline)
             self.metrics.state_bytes.set(written)
-        count = len(self._dirty)
-        self._dirty.clear()
-        return count
+            self.metrics.state_written.inc(written)
+        self.metrics.unsaved.set(len(self.book))
+        return len(saves)
 
-    async def _confirm(self, saves: Sequence[tuple[str, int, Awaitable[Any]]]) -> None:
-        """Await every write within `save_deadline`; else log each failure and raise."""
-        if not saves:
-            return
-        futures = {asyncio.ensure_future(fut): (source, size) for source, size, fut in saves}
-        done, pending = await asyncio.wait(futures, timeout=self.save_deadline)
-        failures = [(futures[f], "not acknowledged in time") for f in pending]
-        for f in done:
-            exc = None if f.cancelled() else f.exception()
-            if f.cancelled() or exc is not None:
-                failures.append((futures[f], "cancelled" if exc is None else repr(exc)))
-        if not failures:
-            return
-        for (source, size), why in failures[:10]:
-            log.critical("state of source %s (%d bytes) not saved: %s", source, size, why)
-        (source, size), why = failures[0]
-        raise StateSaveError(
-            f"{len(failures)} state write(s) failed or were not acknowledged within "
-            f"{self.save_deadline:g} s, the first of source {source} ({size} bytes): {why}"
-        )
+    # -- the sources held -----------------------------------------------------------------------
+
+    def old(self, messages: Sequence[InMessage]) -> set[tuple[str, int, int]]:
+        """The messages whose timestamp is a save interval old already (replays after a crash,
+        a backlog): their records' sources are saved at the next checkpoint."""
+        interval = self.book.interval
+        if interval <= 0:
+            return set()
+        cutoff = self.wall() - interval
+        return {
+            (m.topic, m.partition, m.offset)
+            for m in messages
+            if m.timestamp is not None and m.timestamp <= cutoff
+        }
+
+    def adopt(self) -> int:
+        """A restore finished: the table's sources (of this worker's partitions) are held, and
+        their saved last-seen times are known, read cheaply (`saved_seen`); returns how many
+        are held."""
+        now = self.wall()
+        for key in self.store.keys():  # noqa: SIM118 - a StateStore, not a dict
+            source = key.decode()
+            self._held.add(source)
+            if source not in self._seen:
+                self._seen[source] = self._saved_seen(source, key, now)
+        self.metrics.sources.set(len(self._held))
+        return len(self._held)
 
     async def evict(self, ttl: float) -> int:
         """Forget sources without a record for `ttl` seconds: state, cache, table entry, and
@@ -274,10 +333,11 @@ class SourceStates:
             seen = self._seen.get(source)
             if seen is None:
                 seen = self._seen[source] = self._saved_seen(source, key, now)
-            if now - seen > ttl and source not in self._dirty:
+            if now - seen > ttl and source not in self.book:
                 deletes.append((source, 0, self.store.delete(key)))
                 gone.append(source)
-        await self._confirm(deletes)  # a tombstone that never lands must not hang the lock
+        # a tombstone that never lands must not hang the lock
+        await confirm(deletes, self.save_deadline)
         self.forget(gone)
         return len(deletes)
 
@@ -288,11 +348,15 @@ class SourceStates:
         gone = list(sources)
         for source in gone:
             self._cache.pop(source, None)
-            self._dirty.pop(source, None)
             self._seen.pop(source, None)
+            self._held.discard(source)
+        self.book.drop(gone)
         self.scorer.forget(gone)
         self.metrics.forget_sources(gone)
-        self.metrics.sources.set(len(self._seen))
+        self.metrics.sources.set(len(self._held))
+        self.metrics.unsaved.set(len(self.book))
+        if len(self._held) < self.max_sources:
+            self._full = False
 
     def _saved_seen(self, source: str, key: bytes, now: float) -> float:
         """When a source not seen in this process was last seen, from its stored state."""
@@ -300,8 +364,31 @@ class SourceStates:
         if cached is not None and cached[1].seen is not None:
             return cached[1].seen
         blob = self.store.get(key)
-        try:
-            seen = orjson.loads(blob)["seen"] if blob is not None else None
-            return now if seen is None else float(seen)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return now  # unreadable or older than `seen`: counted from now
+        seen = None if blob is None else saved_seen(blob)
+        return now if seen is None else seen
+
+
+def saved_seen(blob: bytes) -> float | None:
+    """A stored state's last-seen time, None if it has none (older layouts, unreadable).
+
+    The first sweep after a start reads it for every source of the table, under the lock:
+    parsing whole states (~52 KB each) took seconds for many sources. A current-layout state
+    has it at the top level before any detector's state, so the first match is it; others are
+    parsed whole.
+
+    >>> saved_seen(b'{"v":2,"signals":["seen"],"applied":{},"seen":1800000000.5,"x":1}')
+    1800000000.5
+    """
+    if blob.startswith(b'{"v":%d,' % STATE_VERSION):
+        found = SEEN.search(blob)
+        if found is not None:
+            text = found.group(1)
+            try:
+                return None if text == b"null" else float(text)
+            except ValueError:
+                return None
+    try:
+        seen = orjson.loads(blob)["seen"]
+        return None if seen is None else float(seen)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None  # unreadable or older than `seen`: counted from now

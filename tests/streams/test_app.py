@@ -101,13 +101,13 @@ def test_revoked_partitions_sources_are_saved_then_forgotten_without_tombstones(
             Record(name, 1795514400.0, "t", {"a": 1.0}, origin=Origin("signals", p, 0))
             for name, p in (("stays", 0), ("moves", 2))
         ]
-        loaded, partitions = states.load(records)
+        loaded, _ = states.load(records)
         states.scorer.score_batch(records, loaded)
-        states.changed(loaded, partitions)
+        states.changed(records)
         return await keep_partitions(states, store, {0, 1, 3})
 
     assert asyncio.run(run()) == 2  # "moves" and the restored entry of partition 2
     assert sorted(store.keys()) == [b"restored-on-1", b"stays"]
     assert (2, b"moves") in [(p, k) for p, k, v in table.sent if v is not None]  # saved first
     assert all(v is not None for _, _, v in table.sent)  # no tombstone
-    assert set(states._seen) == {"stays"} and not states._dirty
+    assert set(states._seen) == {"stays"} and not states.dirty

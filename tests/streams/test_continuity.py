@@ -135,6 +135,7 @@ class SlowProbe:
     async def getmany(self, tp: Any, timeout_ms: int) -> dict[Any, list[Rec]]:
         if self.empty:
             self.empty -= 1
+            await asyncio.sleep(0.001)  # a real fetch waits before it answers empty
             return {}
         out = [Rec(o, b"k", b"v", None) for o in range(self.pos, self.end) if o not in self.gaps]
         chunk = out[:3]  # a few per fetch; compacted offsets are skipped by the position

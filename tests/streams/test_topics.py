@@ -54,8 +54,8 @@ def test_existing_topics_limits_are_read_and_unknown_topics_left_out() -> None:
 
 def test_a_dead_letter_that_fits_is_sent_whole() -> None:
     headers = [("error", b"bad_json: x")]
-    value, sent = fit_dead_letter(b"k", b"{oops", headers, 10_000)
-    assert value == b"{oops" and sent == headers
+    key, value, sent = fit_dead_letter(b"k", b"{oops", headers, 10_000)
+    assert (key, value, sent) == (b"k", b"{oops", headers)
 
 
 def test_an_oversized_dead_letter_keeps_a_prefix_its_size_and_sha256() -> None:
@@ -64,7 +64,8 @@ def test_an_oversized_dead_letter_keeps_a_prefix_its_size_and_sha256() -> None:
     original = bytes(range(256)) * 4_000  # 1,024,000 bytes
     limit = 200_000
     headers = [("error", b"too_large: 1024000 bytes"), ("source_offset", b"7")]
-    value, sent = fit_dead_letter(b"key", original, headers, limit)
+    key, value, sent = fit_dead_letter(b"key", original, headers, limit)
+    assert key == b"key"
     named = dict(sent)
     assert original.startswith(value)
     assert named["original_size"] == b"1024000"
@@ -72,3 +73,26 @@ def test_an_oversized_dead_letter_keeps_a_prefix_its_size_and_sha256() -> None:
     used = len(value) + 3 + sum(len(k) + len(v) for k, v in sent)
     assert used <= limit - MESSAGE_OVERHEAD
     assert len(value) > limit - 2 * MESSAGE_OVERHEAD
+
+
+def record_size(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> int:
+    """Bytes of a record batch holding this one message, as the producer builds it."""
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    batch = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, 2**24)
+    batch.append(0, timestamp=None, key=key, value=value, headers=headers)
+    return len(batch.build())
+
+
+def test_a_dead_letter_fits_a_tiny_dlq_limit_even_with_a_huge_key_and_error() -> None:
+    # The value alone was cut before: a 5 KB key or error detail still made the letter larger
+    # than a 2 KB topic accepts, and the refused send stopped the worker.
+    key, value = b"k" * 5_000, b"v" * 50_000
+    headers = [("error", b"bad_source: " + b"x" * 3_000), ("source_offset", b"7")]
+    for limit in (1_024, 2_048, 10_000):
+        sent_key, sent_value, sent = fit_dead_letter(key, value, headers, limit)
+        assert record_size(sent_key, sent_value, sent) <= limit, limit
+        named = dict(sent)
+        assert named["original_size"] == b"50000" and named["source_offset"] == b"7"
+        assert named["error"].startswith(b"bad_source: ")
+        assert sent_key and key.startswith(sent_key) and value.startswith(sent_value)

@@ -8,7 +8,7 @@ PYTEST := $(BIN)/python -m pytest
 TEST_TIMEOUT ?= 900
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-tansu test-kafka lint kafka bench bench-nab bench-skab bench-throughput bench-memory clean
+.PHONY: help install demo test test-unit test-tansu test-kafka lint kafka bench bench-nab bench-skab bench-plant bench-throughput bench-memory clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -52,13 +52,16 @@ test-kafka: $(STAMP) ## integration and reliability tiers on Apache Kafka (KRaft
 kafka: $(STAMP) ## fetch Apache Kafka's jars from Maven Central into the cache (once)
 	$(BIN)/python -m harness.brokers fetch
 
-bench: bench-nab bench-skab bench-throughput bench-memory ## all benchmarks
+bench: bench-nab bench-skab bench-plant bench-throughput bench-memory ## all benchmarks
 
 bench-nab: $(STAMP) ## NAB v1.1 with the stream's detector suite, beside the published scoreboard (DATA=dir)
 	$(BIN)/python -m bench.nab.runner $${DATA:+--data $$DATA}
 
 bench-skab: $(STAMP) ## SKAB valve1: train on each file's first 400 rows, score the rest (DATA=dir)
 	$(BIN)/python -m bench.skab.runner $${DATA:+--data $$DATA}
+
+bench-plant: $(STAMP) ## a fleet with operating modes, 5 seeds: train, detect, events against the labels (SEEDS=1,2)
+	$(BIN)/python -m bench.plant.runner $${SEEDS:+--seeds $$SEEDS}
 
 bench-throughput: $(STAMP) ## throughput and latency of the worker (BROKER=kafka|tansu|host:port)
 	$(BIN)/python -m bench.throughput --broker $${BROKER:-kafka}

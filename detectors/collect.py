@@ -126,8 +126,10 @@ def collect(
     results: list[Scored | None],
     table: Columns,
     verdicts: Verdicts | None,
+    explained: Sequence[bool] = (),
 ) -> None:
-    """Group `j`'s records' results into `results`, in place; its source's bookkeeping too."""
+    """Group `j`'s records' results into `results`, in place; its source's bookkeeping too.
+    `explained`: per record, a known mode switch or dropout explains it (no event)."""
     state = group.state
     p_rec: list[float] = columns.p[j]
     p_alert: list[float] = columns.p_alert[j]
@@ -166,6 +168,7 @@ def collect(
             r = grid_row[t]
             judged, share_t, recon_t = model_p[t], shares[r][member], recon[r][member]
         p = p_rec[t]
+        switch = bool(explained) and explained[t]
         anomalous = p <= cfg.target_fap and not warming[t] and bool(sent)
         scored = Scored(
             record=rec,
@@ -173,7 +176,7 @@ def collect(
             p=p,
             is_anomaly=anomalous,
             alert_p=p_alert[t],
-            alertable=anomalous and p_alert[t] <= cfg.target_fap,
+            alertable=anomalous and p_alert[t] <= cfg.target_fap and not switch,
             warming_up=warming[t],
             late=is_late[t],
             missing=[] if len(sent) == len(tested) else _absent(tested, sent),
@@ -182,7 +185,7 @@ def collect(
             model_p=judged,
         )
         track_episode(state, scored)
-        if not scored.warming_up:
+        if not scored.warming_up and not switch:
             scored.escalated = escalate(state, p_alert[t], realert_after)
         results[i] = scored
         state.records += 1

@@ -42,6 +42,7 @@ from detectors.collect import DetectorKeys, collect, record_columns, table
 from detectors.config import ScoringConfig
 from detectors.model_verdicts import autoencode
 from detectors.models import ModelBook
+from detectors.modes import explain
 from detectors.protocol import Detector
 from detectors.records import Invalid, Record
 from detectors.registry import default_suite
@@ -159,6 +160,15 @@ class Scorer:
                 self._score_part(part, records, results)
         return outcome
 
+    def _blocking(self, p_det: np.ndarray) -> np.ndarray | None:
+        """Per step and series, the lowest p of the detectors whose verdict no mode switch
+        explains (`Capabilities.switch_explains` False)."""
+        rows = self.plan.unexplained
+        if not rows:
+            return None
+        out: np.ndarray = p_det[:, rows, :].min(axis=1)
+        return out
+
     def _score_part(
         self,
         groups: Sequence[SourceBatch],
@@ -180,8 +190,20 @@ class Scorer:
             verdicts = autoencode(
                 self.models, groups, layout.values, out, layout.late, layout.offsets
             )
+        explained = explain(groups, layout, out.p_sig, out.level, self._blocking(out.p_det))
         columns = table(self.plan, self._keys, groups, out, det_states)
         per_record = record_columns(out, layout.late)
         for j, group in enumerate(groups):
             base = int(layout.offsets[j])
-            collect(self.config, group, records, per_record, j, base, results, columns, verdicts)
+            collect(
+                self.config,
+                group,
+                records,
+                per_record,
+                j,
+                base,
+                results,
+                columns,
+                verdicts,
+                explained[j],
+            )

@@ -70,6 +70,10 @@ class Detector(Protocol):
     of a suite; without one, the suite's first detector)."""
     describes_rhythm: ClassVar[bool]
     """It tells each series' rhythm (the `Rhythm` role): score messages carry it."""
+    switch_explains: ClassVar[bool]
+    """A switch between a source's known operating modes can explain its verdict (a jump, a
+    level): such a verdict raises no event (`detectors.modes`). False for what no switch
+    explains (a frozen value sits in its mode and is still broken)."""
 
     @property
     def signals(self) -> tuple[str, ...]:
@@ -130,6 +134,7 @@ class Capabilities:
     explains: ClassVar[tuple[str, ...]] = ()
     describes_band: ClassVar[bool] = False
     describes_rhythm: ClassVar[bool] = False
+    switch_explains: ClassVar[bool] = True
     signals: ClassVar[tuple[str, ...]] = ("*",)
 
 
@@ -139,6 +144,7 @@ CAPABILITIES: dict[str, type] = {
     "explains": tuple,
     "describes_band": bool,
     "describes_rhythm": bool,
+    "switch_explains": bool,
     "signals": tuple,
 }
 """What every detector declares beyond its role, and the type of each."""

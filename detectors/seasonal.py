@@ -52,6 +52,7 @@ class Seasonal:
     rarity: ClassVar[bool] = False
     describes_band: ClassVar[bool] = False
     describes_rhythm: ClassVar[bool] = True
+    switch_explains: ClassVar[bool] = True
     """Score messages carry the period it confirmed (`rhythm`)."""
     explains: ClassVar[tuple[str, ...]] = ("persist", "level_shift")
     """Where it judges, a level that moves with the phase is its business: these detectors'

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 from detectors.autoencoder import WindowState
+from detectors.modes import ModeMemory
 from detectors.protocol import Detector
 from detectors.state import Packing, State, from_snapshot
 
@@ -85,6 +86,8 @@ class SourceState:
     alert_age: int = 1 << 30
     window: WindowState | None = None
     """The autoencoder's ring buffer, when a model serves this source."""
+    modes: ModeMemory | None = None
+    """The operating modes it has shown (`detectors.modes`)."""
     index: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -151,6 +154,7 @@ class SourceState:
             },
             "calibrations": {d.kind: snap for d, snap in zip(suite, snaps[n:], strict=True)},
             "window": None if self.window is None else self.window.to_json(),
+            "modes": None if self.modes is None else self.modes.to_json(),
         }
 
     @classmethod
@@ -229,7 +233,19 @@ class SourceState:
             alert_p=float(alert[0]),
             alert_age=int(alert[1]),
             window=None if window is None else WindowState.from_json(window),
+            modes=_modes(data.get("modes"), n),
         )
+
+
+def _modes(data: Any, n: int) -> ModeMemory | None:
+    """The saved mode memory; none (learnt again) when absent or of another layout."""
+    if data is None:
+        return None
+    try:
+        return ModeMemory.from_json(data, n)
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("mode memory unusable (%s), learning the modes again", exc)
+        return None
 
 
 def _from_v1(data: Mapping[str, Any]) -> dict[str, Any]:

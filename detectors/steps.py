@@ -57,6 +57,8 @@ class SuitePlan:
     """Detectors that describe the signal where they judge (they explain others)."""
     patterns: list[tuple[str, ...] | None]
     """Per detector: the signal patterns it runs on, None for every signal."""
+    unexplained: list[int]
+    """Detectors whose verdict no mode switch explains (`switch_explains` False)."""
     calibration: CalibrationStack
     packing: Packing
 
@@ -89,6 +91,7 @@ class SuitePlan:
             explains=explains,
             describers=[d for d, det in enumerate(dets) if det.explains],
             patterns=[None if tuple(det.signals) == ("*",) else tuple(det.signals) for det in dets],
+            unexplained=[d for d, det in enumerate(dets) if not det.switch_explains],
             calibration=CalibrationStack(tuple(d.calibration for d in dets)),
             packing=packing_of(dets),
         )

@@ -34,6 +34,7 @@ from detectors.state import Init, State, new_state
 class Stuck(Capabilities):
     kind: ClassVar[str] = "stuck"
     state_version: ClassVar[int] = 2
+    switch_explains: ClassVar[bool] = False
     fields: ClassVar[dict[str, Init]] = {"n": 0.0, "prev": np.nan, "run": 0.0, "rep": 0.0}
 
     max_repeat_rate: float = 0.01

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from detectors.autoencoder import sliding
 from training import model as nets
-from training.dataset import Dataset, normal_windows, scaled_values
-from training.options import TrainError, TrainOptions
+from training.dataset import Dataset, normal_windows, scaled_values, training_windows
+from training.options import TrainOptions
 
 Progress = Callable[[int, int, dict[str, float]], None]
 """(epoch done, epochs, logs) after each epoch."""
@@ -24,25 +23,25 @@ def fit(
     import keras
 
     scaled = scaled_values(data)
-    train_windows = sliding(scaled[: data.split], options.window, options.stride)
+    train_windows = training_windows(data, scaled, options.window, options.stride)
     valid = normal_windows(data, scaled, options.window)
-    if len(valid) == 0:
-        raise TrainError("no anomaly-free window in the validation part to stop training on")
     k = len(data.signals)
     latent = options.latent or max(1, round(0.3 * options.window * k))
     rate = options.learning_rate or (1e-2 if options.kind == "linear" else 1e-3)
     net = nets.build(options.kind, options.window, k, latent, rate)
-    callbacks: list[Any] = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=options.patience, restore_best_weights=True
+    callbacks: list[Any] = []
+    if len(valid):  # else every epoch runs (`prepare` warned): nothing clean to stop on
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=options.patience, restore_best_weights=True
+            )
         )
-    ]
     if progress is not None:
         callbacks.append(_ProgressCallback(progress, options.epochs))
     fitted = net.fit(
         train_windows,
         train_windows,
-        validation_data=(valid, valid),
+        validation_data=(valid, valid) if len(valid) else None,
         epochs=options.epochs,
         batch_size=options.batch_size,
         shuffle=True,

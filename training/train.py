@@ -1,8 +1,9 @@
 """`anomstream train`: a CSV -> a self-describing model directory.
 
 Top to bottom: choose the signals (constant ones are dropped with a warning) -> split train /
-validation in time order -> scale on the training part -> windows -> fit the autoencoder with
-early stopping on the validation windows -> export to ONNX and check onnxruntime agrees with
+validation in time order -> scale on the training part -> windows (labelled anomalies left out)
+-> fit the autoencoder with early stopping on the validation windows (all epochs, with a
+warning, when none is anomaly-free) -> export to ONNX and check onnxruntime agrees with
 Keras -> score the validation part with the *serving* code (onnxruntime) to learn each signal's
 error scale and the calibration of the error statistic -> `model.json` and the plots.
 
@@ -135,6 +136,8 @@ def _describe(
             "rows": len(table),
             "train_rows": data.split,
             "validation_rows": len(table) - data.split,
+            "labelled_rows_left_out": data.left_out,
+            "early_stopping": data.early_stopping,
             "stride": options.stride,
             "epochs_run": len(history.get("loss", [])),
             "seed": options.seed,

@@ -63,6 +63,21 @@ def apply_settings(
 
 KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false"}
 
+CHOSEN_ON_NAB = {
+    "config.known_factor": ("1", "3", "30"),
+    "config.realert_after": ("30", "300"),
+    "novelty.levels": ("16", "32"),
+    "novelty.warm": ("100", "200"),
+    "novelty.split": ("5", "10"),
+    "novelty.prior": ("0.3", "3"),
+    "sequence.bins": ("5", "8"),
+    "sequence.order": ("1", "3"),
+    "persist.span": ("200", "2000"),
+}
+"""The stream's defaults that were picked from NAB runs (docs/benchmarks.md), with the
+neighbours `--cv-defaults` tries beside each: picked on the corpus they are scored on, they are
+in-sample until a leave-one-category-out run says what they are worth on a category left out."""
+
 
 def _parse(text: str, kind: type) -> int | float | bool:
     if kind is bool:

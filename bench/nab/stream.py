@@ -42,18 +42,35 @@ def load_corpus(data_dir: Path) -> list[NabFile]:
     """Every `category/*.csv` under `data_dir`, in a fixed order."""
     files = []
     for path in sorted(data_dir.glob("*/*.csv")):
-        with path.open(newline="") as fh:
-            rows = list(csv.reader(fh))[1:]
-        files.append(
-            NabFile(
-                key=f"{path.parent.name}/{path.name}",
-                timestamps=[r[0] for r in rows],
-                values=np.array([float(r[1]) for r in rows]),
-            )
-        )
+        files.append(read_file(path))
     if not files:
         raise click.ClickException(f"no NAB files (category/*.csv) under {data_dir}")
     return files
+
+
+def read_file(path: Path) -> NabFile:
+    """One `timestamp,value` file, or a one-line error naming the file and the line: a bad file
+    is the user's data, and a benchmark never ends with a traceback."""
+    timestamps: list[str] = []
+    values: list[float] = []
+    try:
+        with path.open(newline="") as fh:
+            rows = csv.reader(fh)
+            next(rows, None)  # the header
+            for line, row in enumerate(rows, start=2):
+                try:
+                    epoch(row[0])
+                    values.append(float(row[1]))
+                except (IndexError, ValueError):
+                    raise click.ClickException(
+                        f"{path}, line {line}: expected a timestamp and a number, got {row!r:.80}"
+                    ) from None
+                timestamps.append(row[0])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+    if not timestamps:
+        raise click.ClickException(f"{path}: no data rows")
+    return NabFile(f"{path.parent.name}/{path.name}", timestamps, np.array(values))
 
 
 def epoch(text: str) -> float:

@@ -144,3 +144,90 @@ def test_alarms_are_runs_of_flagged_records_per_source() -> None:
         results += [res("a", fa), res("b", fb)]
     rate = flagged_share(results)
     assert rate.records == 5 / 12 and rate.alarms == 4 / 12
+
+
+# Leave-one-category-out on a tiny corpus: three categories of one 100-row file each (probation
+# 15 rows), one window at rows 50-59 in every file. Category a's window is hit at its left edge
+# with score 0.9 but a has 20 false-positive rows at 0.6 before it; b's and c's windows are hit
+# at 0.6. On the whole corpus 0.6 wins (a -1.2, b +1, c +1: raw 0.8); without b (or c) the other
+# two prefer 0.9 (a +1, the other -1: raw 0), which misses the held-out window.
+TINY_STAMPS = [f"2024-01-01 {h:02d}:{m:02d}:00" for h in range(2) for m in range(60)][:100]
+TINY_WINDOW = [(TINY_STAMPS[50], TINY_STAMPS[59])]
+
+
+def tiny(category: str, hit: float, fps: float | None = None) -> nab.NabFile:
+    scores = np.zeros(100)
+    scores[50] = hit
+    if fps is not None:
+        scores[20:40] = fps
+    return nab.build_file(f"{category}/f.csv", TINY_STAMPS, scores, TINY_WINDOW)
+
+
+STANDARD = nab.Profile("standard", 1.0, 0.11, 1.0)
+
+
+def test_each_fold_optimises_on_the_other_categories_and_scores_the_held_out_one() -> None:
+    from bench.nab import crossval
+
+    files = [tiny("a", 0.9, fps=0.6), tiny("b", 0.6), tiny("c", 0.6)]
+    corpus_threshold, corpus_raw = nab.optimize(files, STANDARD)
+    assert corpus_threshold == 0.6 and corpus_raw == pytest.approx(0.8)
+    folds = {f.category: f for f in crossval.leave_one_category_out({"d": files}, STANDARD)}
+    assert [(k, f.threshold) for k, f in folds.items()] == [("a", 0.6), ("b", 0.9), ("c", 0.9)]
+    assert folds["a"].raw == pytest.approx(1 - 20 * 0.11)  # its window, and its 20 FP rows
+    assert folds["b"].raw == folds["c"].raw == -1.0  # missed at 0.9
+    report = crossval.report({"d": files}, [STANDARD], {"standard": corpus_threshold}, "d")
+    r = report["standard"]
+    assert r["in_sample"]["score"] == pytest.approx(100 * (0.8 + 3) / 6)
+    assert r["cross_validated"]["raw"] == pytest.approx(-1.2 - 2)
+    # normalised over all 3 windows, as NAB does: null -3, perfect +3
+    assert r["cross_validated"]["score"] == pytest.approx(100 * (-3.2 + 3) / 6)
+    # per category, each on its own scale: a (-1.2 + 1) / 2, b and c missed (0)
+    assert r["cross_validated"]["per_category"] == pytest.approx(
+        {"min": -10.0, "median": 0.0, "max": 0.0, "std": np.std([-10.0, 0.0, 0.0])}
+    )
+    assert r["folds"]["b"]["in_sample_raw"] == pytest.approx(1.0)
+
+
+def test_a_category_without_windows_counts_its_false_positives_but_has_no_own_score() -> None:
+    from bench.nab import crossval
+
+    scores = np.zeros(100)
+    scores[30:35] = 0.6  # five false positives, before any window: -0.11 each
+    quiet = nab.build_file("n/f.csv", TINY_STAMPS, scores, [])
+    files = [tiny("b", 0.6), tiny("c", 0.6), quiet]
+    r = crossval.report({"d": files}, [STANDARD], {"standard": 0.6}, "d")["standard"]
+    fold = r["folds"]["n"]
+    assert fold["threshold"] == 0.6 and fold["windows"] == 0 and fold["score"] is None
+    assert fold["raw"] == pytest.approx(-0.55)
+    # b and c are hit at 0.6 (1 - 0.55 beats missing one window); n has no scale of its own
+    assert r["cross_validated"]["per_category"] == pytest.approx(
+        {"min": 100.0, "median": 100.0, "max": 100.0, "std": 0.0}
+    )
+    assert r["cross_validated"]["raw"] == pytest.approx(2 - 0.55)
+
+
+def test_folds_choose_a_knob_value_with_the_threshold_and_ties_keep_the_default() -> None:
+    from bench.nab import crossval
+
+    default = [tiny("a", 0.9, fps=0.6), tiny("b", 0.6), tiny("c", 0.6)]
+    better = [tiny("a", 0.9, fps=0.5), tiny("b", 0.6), tiny("c", 0.6)]  # a's FPs now lower
+    variants = {"default": default, "same": list(default), "better": better}
+    folds = crossval.leave_one_category_out(variants, STANDARD)
+    # holding out b or c, "better" wins on a + the other; holding out a, the three tie on b + c
+    assert [f.choice for f in folds] == ["default", "better", "better"]
+    assert [f.raw for f in folds] == pytest.approx([-1.2, 1.0, 1.0])
+    r = crossval.report(variants, [STANDARD], {"standard": 0.6}, "default")["standard"]
+    assert r["in_sample_best"] == {"choice": "better", "score": pytest.approx(100.0)}
+    assert r["in_sample"]["score"] == pytest.approx(100 * 3.8 / 6)  # the default's
+
+
+def test_variants_must_cover_the_same_categories() -> None:
+    from bench.nab import crossval
+
+    with pytest.raises(ValueError, match="same categories"):
+        crossval.leave_one_category_out(
+            {"x": [tiny("a", 0.9), tiny("b", 0.6)], "y": [tiny("a", 0.9)]}, STANDARD
+        )
+    with pytest.raises(ValueError, match="at least two categories"):
+        crossval.leave_one_category_out({"x": [tiny("a", 0.9)]}, STANDARD)

@@ -221,19 +221,14 @@ class LimitsSettings(_Group):
 
 
 class StateSettings(_Group):
-    """Where the state lives, how often it is saved, when a quiet source is forgotten, how many
-    sources and signals one worker holds."""
+    """Where the state lives, how often it is saved, when it is forgotten, how much is held."""
 
     data_dir: Path = Path(".anomstream")
     state_flush_interval: float = Field(
         0.5, gt=0.0, le=60.0, description="seconds between checkpoints (saves due, input acks)"
     )
     state_save_interval: float = Field(
-        5.0,
-        ge=0.0,
-        le=3600.0,
-        description="save a source once its oldest unsaved record is "
-        "this old (0 = at every checkpoint); input is committed only up to that record",
+        5.0, ge=0.0, le=3600.0, description="seconds a record may wait unsaved (0: none)"
     )
     state_save_records: int = Field(1_000, ge=0, description="... or has this many (0 = no bound)")
     source_ttl: float = Field(

@@ -161,8 +161,9 @@ async def produce(
         await producer.stop()
 
 
-async def read(bootstrap: str, topic: str, count: int, timeout: float, settle: float) -> list[Any]:
-    consumer = AIOKafkaConsumer(
+def from_earliest(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A consumer of `topic` from its first message, outside any group (nothing committed)."""
+    return AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
@@ -170,6 +171,10 @@ async def read(bootstrap: str, topic: str, count: int, timeout: float, settle: f
         enable_auto_commit=False,
         fetch_max_wait_ms=100,
     )
+
+
+async def read(bootstrap: str, topic: str, count: int, timeout: float, settle: float) -> list[Any]:
+    consumer = from_earliest(bootstrap, topic)
     await consumer.start()
     out: list[Any] = []
     try:

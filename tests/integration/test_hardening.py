@@ -19,7 +19,7 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.integration.conftest import dumps, record
+from tests.integration.conftest import dumps, from_earliest, record
 from tests.integration.test_recovery import TANSU_DEFECT, reference, workload
 from tests.integration.test_reliability import needs_real_recovery, stream_in
 
@@ -107,16 +107,7 @@ async def tail_inputs(bootstrap: str, topic: str, count: int, timeout: float) ->
     """Distinct inputs scored, read by one consumer tailing `topic` until there are `count` or
     `timeout` passed. (Re-reading the topic from the start each time, with the replays of
     deferred saves in it, took longer than the recovery it measured.)"""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=100,
-    )
+    consumer = from_earliest(bootstrap, topic)
     await consumer.start()
     seen: set[tuple[int, int]] = set()
     deadline = time.monotonic() + timeout

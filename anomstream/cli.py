@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from anomstream.cli_models import detect, evaluate, train
+from anomstream.cli_status import status
 from anomstream.csv_options import csv_options
 from detectors.csvdata import CsvError
 from detectors.model_spec import ModelError
@@ -40,7 +41,7 @@ def settings_from(config: Path | None, broker: str | None, **overrides: Any) -> 
 def cli() -> None:
     """Streaming anomaly detection over Kafka."""
     for line in stray_variables(os.environ):  # a typo would otherwise be ignored in silence
-        click.echo(f"warning: {line}", err=True)
+        click.echo(f"anomstream: warning: {line}", err=True)
 
 
 @cli.command()
@@ -93,11 +94,12 @@ def broker(port: int, kind: str, workdir: Path) -> None:
     """Run a local Kafka-compatible broker until Ctrl-C."""
     import time
 
-    from harness.brokers import KafkaBroker, TansuBroker
+    from harness.brokers import KafkaBroker, TansuBroker, next_steps
 
     cls = TansuBroker if kind == "tansu" else KafkaBroker
     with cls(workdir, port=port) as running:
         click.echo(f"{kind} broker listening on {running.bootstrap} (Ctrl-C to stop)")
+        click.echo(next_steps(running))
         try:
             while running.running:
                 time.sleep(0.5)
@@ -229,7 +231,7 @@ def demo(
 @cli.command()
 @kafka_options
 @click.option("--rate", type=float, default=300.0, show_default=True, help="records per second")
-@click.option("--sources", type=click.IntRange(3, 50), default=3, show_default=True)
+@click.option("--sources", type=click.IntRange(1, 50), default=3, show_default=True)
 @click.option(
     "--cycle",
     type=float,
@@ -239,6 +241,25 @@ def demo(
 )
 @click.option("--cycles", type=int, default=1, show_default=True, help="0 = forever")
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--to-csv",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="write the plant to this CSV file instead of a topic (nothing is sent)",
+)
+@click.option(
+    "--rows",
+    type=click.IntRange(30, 10_000_000),
+    default=18_000,
+    show_default=True,
+    help="with --to-csv: records to write (over all sources)",
+)
+@click.option(
+    "--anomalies/--normal",
+    default=False,
+    show_default=True,
+    help="with --to-csv: inject the five anomalies, labelled in `anomaly` and `culprit` columns",
+)
+@click.option("--force", is_flag=True, help="with --to-csv: overwrite an existing file")
 def plant(
     config: Path | None,
     broker: str | None,
@@ -247,12 +268,36 @@ def plant(
     cycle: float,
     cycles: int,
     seed: int,
+    to_csv: Path | None,
+    rows: int,
+    anomalies: bool,
+    force: bool,
 ) -> None:
-    """Stream the demo's synthetic plant (with labelled anomalies) into the signals topic."""
+    """Stream the demo's synthetic plant (with labelled anomalies) into the signals topic, or
+    write it to a CSV file (--to-csv) to train, evaluate and detect on.
+
+    \b
+    Examples:
+      anomstream plant --rate 300 --cycles 0 --broker kafka://broker1:9092
+      anomstream plant --to-csv plant.csv --sources 1 --rows 30000   # normal, to train on
+      anomstream plant --to-csv labelled.csv --sources 1 --anomalies --seed 8
+    """
     from anomstream.demo import stream_plant
 
-    if cycle < 10 or rate < 1:
-        raise click.BadParameter("needs --cycle >= 10 and --rate >= 1")
+    if rate < 1:
+        raise click.BadParameter("needs --rate >= 1", param_hint="'--rate'")
+    if to_csv is not None:
+        from anomstream.samples import write_plant_csv
+
+        if to_csv.exists() and not force:
+            raise click.ClickException(f"{to_csv} exists (add --force to overwrite it)")
+        done = write_plant_csv(to_csv, rows, anomalies, sources, seed, rate)
+        label = f", {done.anomalous} labelled anomalous" if anomalies else ""
+        pumps = f"{done.sources} pump" + "s" * (done.sources > 1)
+        click.echo(f"wrote {done.rows} records of {pumps} to {to_csv}{label}")
+        return
+    if cycle < 10:
+        raise click.BadParameter("needs --cycle >= 10", param_hint="'--cycle'")
     settings = settings_from(config, broker)
     sent = asyncio.run(stream_plant(settings, rate, sources, cycle, cycles, seed, Console()))
     click.echo(f"produced {sent} records to {settings.kafka.topic_signals}")
@@ -330,6 +375,7 @@ def warmup(
 cli.add_command(train)
 cli.add_command(evaluate)
 cli.add_command(detect)
+cli.add_command(status)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -344,5 +390,5 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"anomstream: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except USER_ERRORS as exc:
-        click.echo(f"anomstream: {exc}", err=True)
+        click.echo(f"anomstream: error: {exc}", err=True)
         sys.exit(1)

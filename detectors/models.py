@@ -84,7 +84,7 @@ class ModelBook:
             self.models[directory.name] = model
             self._stamps[directory.name] = stamp
             changed = True
-            log.info("model %s loaded from %s", model.label, directory)
+            log.debug("model %s loaded from %s", model.label, directory)
         for name in set(self.models) - seen:
             if name in self._stamps:  # loaded from this folder, now gone
                 del self.models[name], self._stamps[name]

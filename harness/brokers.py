@@ -40,6 +40,7 @@ __all__ = [
     "broker_from_spec",
     "free_port",
     "main",
+    "next_steps",
 ]
 
 # --------------------------------------------------------------------------- the protocol
@@ -132,6 +133,28 @@ def broker_from_spec(spec: str, workdir: Path, port: int | None = None) -> Broke
     raise BrokerError(f"unknown broker {spec!r}: use kafka, tansu or host:port")
 
 
+def next_steps(broker: Broker) -> str:
+    """What to run next against a broker we started (`anomstream broker`, `... run`): the exact
+    commands, with its address, for the user to paste in other terminals."""
+    url = broker.url
+    rows = [
+        (f"anomstream worker --broker {url}", "scores what comes in"),
+        ("anomstream status --wait 60", "the worker, once ready"),
+        (f"anomstream plant --broker {url} --cycle 20", "synthetic pumps, anomalies"),
+        (f"anomstream replay FILE.csv --broker {url}", "or your own CSV"),
+        (f"anomstream tail --broker {url} --from-beginning", "the anomaly events"),
+    ]
+    width = max(len(command) for command, _ in rows)
+    lines = ["next, each in its own terminal:"]
+    lines += [f"  {command:<{width}}  # {why}" for command, why in rows]
+    if broker.kind == "tansu":
+        lines += [
+            "Tansu refuses idempotent producers: the worker and the producers fall back to",
+            "plain ones and say so once (ANOMSTREAM_PRODUCER_IDEMPOTENCE=false silences it).",
+        ]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -177,6 +200,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+            print(next_steps(broker), file=sys.stderr, flush=True)
             while broker.running:
                 time.sleep(0.5)
             print(f"{broker.kind} exited; log: {broker.log_path}", file=sys.stderr)

@@ -2,12 +2,13 @@
 
 Started as `python -m anomstream worker` with its settings in `ANOMSTREAM_*` variables, logging to a
 file, ready when its metrics endpoint says `anomstream_ready 1`, stopped by pid (SIGTERM, then
-SIGKILL after a timeout) or killed outright for crash tests.
+SIGKILL after a timeout) or killed outright for crash tests. `/status` is read as JSON.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from harness.process import StartStop, spawn_logged, stop_process, tail_lines
 
@@ -32,6 +34,16 @@ def metrics_text(port: int, timeout: float = 2.0) -> str | None:
             text: str = resp.read().decode()
             return text
     except (urllib.error.URLError, OSError):
+        return None
+
+
+def status_json(port: int, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The worker's `/status` document, or None if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=timeout) as resp:
+            document: dict[str, Any] = json.loads(resp.read())
+            return document
+    except (urllib.error.URLError, OSError, ValueError):
         return None
 
 
@@ -83,6 +95,9 @@ class WorkerProcess(StartStop):
         text = metrics_text(self.metrics_port)
         return None if text is None else metric_value(text, name, labels)
 
+    def status(self) -> dict[str, Any] | None:
+        return status_json(self.metrics_port)
+
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit code."""
         return None if self._proc is None else stop_process(self._proc, timeout)
@@ -104,19 +119,21 @@ def worker_env(
     metrics_port: int,
     data_dir: Path,
     app_id: str = "anomstream",
-    idempotence: bool = True,
+    idempotence: bool | None = True,
     fast_join: bool = True,
     **extra: str | int | float | bool,
 ) -> dict[str, str]:
-    """`ANOMSTREAM_*` variables for a worker; `fast_join` lowers group timeouts (tests, demo)."""
+    """`ANOMSTREAM_*` variables for a worker; `fast_join` lowers group timeouts (tests, demo);
+    `idempotence=None` leaves the producer setting at its default (as a user who never set it)."""
     env: dict[str, str | int | float | bool] = {
         "BROKER": bootstrap,
         "METRICS_PORT": metrics_port,
         "DATA_DIR": str(data_dir),
         "APP_ID": app_id,
-        "PRODUCER_IDEMPOTENCE": idempotence,
         "LOG_LEVEL": "info",
     }
+    if idempotence is not None:
+        env["PRODUCER_IDEMPOTENCE"] = idempotence
     if fast_join:
         env.update(
             BROKER_SESSION_TIMEOUT=10, BROKER_HEARTBEAT_INTERVAL=1, BROKER_REBALANCE_TIMEOUT=5

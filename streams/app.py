@@ -31,6 +31,7 @@ from streams.processor import Processor
 from streams.scoring import build_scorer
 from streams.settings import Settings
 from streams.state import SourceStates
+from streams.status import STATUS_INTERVAL, StatusReporter
 from streams.structs import Admitted
 from streams.topics import (
     CHANGELOG_MAX_MESSAGE_BYTES,
@@ -155,8 +156,11 @@ def group_instance_id(settings: Settings) -> str | None:
     return f"{socket.gethostname()}-{settings.kafka.app_id}-{hashlib.sha1(where).hexdigest()[:8]}"
 
 
-def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.App:
-    """The Faust app for these settings; `topics` carries the input topic's real partitions."""
+def build_app(
+    settings: Settings, topics: TopicPlan, metrics: Metrics, notes: Sequence[str] = ()
+) -> faust.App:
+    """The Faust app for these settings; `topics` carries the input topic's real partitions,
+    `notes` start-up warnings that `/status` repeats."""
     os.makedirs(settings.state.data_dir, exist_ok=True)
     app = faust.App(
         settings.kafka.app_id,
@@ -223,14 +227,23 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
         max_batch_records=settings.kafka.max_batch_records,
     )
     metrics.threshold.set(settings.scoring.threshold)
+    status = StatusReporter(settings, states, models, metrics, notes)
 
     def publish_models() -> None:
         """The models serving, and the directories that do not (refused at load, or
         quarantined when their inference failed in a batch: the worker scores on without)."""
         metrics.set_models([(m.spec.name, m.spec.version) for m in models.models.values()])
         metrics.report_models(models.errors, models.quarantined)
+        status.note_models()
 
     publish_models()
+    status.publish()
+
+    @app.timer(STATUS_INTERVAL)  # type: ignore[untyped-decorator]
+    async def publish_status() -> None:
+        """`/status` serves the document made here, in the loop: the HTTP thread never reads
+        the live state."""
+        status.publish()
 
     @app.timer(settings.serving.models_refresh)  # type: ignore[untyped-decorator]
     async def refresh_models() -> None:
@@ -261,6 +274,8 @@ def build_app(settings: Settings, topics: TopicPlan, metrics: Metrics) -> faust.
     async def forget_moved(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         """The sources of input partitions that moved to another worker leave this one."""
         kept = {tp.partition for tp in assigned if tp.topic == topics.signals}
+        status.partitions = sorted(kept)
+        status.publish()  # not a second late: `/readyz` may say ready at once
         try:
             if await keep_partitions(states, store, kept):
                 metrics.rebalances.inc()
@@ -341,6 +356,4 @@ def report_lag(app: faust.App, metrics: Metrics, admitted: Admitted) -> None:
     for tp, offset in last.items():
         highwater = consumer.highwater(tp)
         if highwater is not None:
-            metrics.consumer_lag.labels(partition=str(tp.partition)).set(
-                max(highwater - offset - 1, 0)
-            )
+            metrics.observe_lag(tp.partition, max(highwater - offset - 1, 0))

@@ -5,19 +5,23 @@ counters. Nothing carries a per-source label unless the source is on the allow-l
 (`ANOMSTREAM_METRICS_SOURCES`): sources are unbounded, Prometheus series must not be. The
 processor updates the metrics once per micro-batch.
 
-`serve()` answers `/metrics`, `/healthz` (the process is alive) and `/readyz` (joined the group
-and restored its state: 503 until then).
+`serve()` answers `/metrics`, `/healthz` (the process is alive), `/readyz` (joined the group
+and restored its state: 503 until then) and `/status` (JSON: the last document the worker
+published, `streams.status`, with its uptime and version).
 """
 
 from __future__ import annotations
 
 import platform
 import threading
+import time
 from collections import Counter as Tally
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
+from typing import Any
 
+import orjson
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -191,11 +195,45 @@ class Metrics:
             "the same topic and partition (topic recreated or offsets reset)",
             registry=r,
         )
-        self.build.labels(version=_version(), python=platform.python_version()).set(1)
+        self.build.labels(version=package_version(), python=platform.python_version()).set(1)
         self.set_models([])
         for outcome in ("scored", "dead_lettered", "replayed"):
             self.records.labels(outcome=outcome)
         self._warming: set[str] = set()
+        self.lag: dict[int, int] = {}
+        """Input partition -> consumer lag (records) at its last batch."""
+        self.started = time.time()
+        self._status: tuple[float, dict[str, Any]] | None = None
+
+    @property
+    def warming_sources(self) -> set[str]:
+        """Sources still warming up at their last record (read in the event loop only)."""
+        return self._warming
+
+    def observe_lag(self, partition: int, lag: int) -> None:
+        self.lag[partition] = lag
+        self.consumer_lag.labels(partition=str(partition)).set(lag)
+
+    def publish_status(self, document: dict[str, Any]) -> None:
+        """The worker's latest status document (built in the event loop, never changed after:
+        the HTTP thread reads it as it is)."""
+        self._status = (time.monotonic(), document)
+
+    def status_document(self) -> dict[str, Any]:
+        """What `/status` answers: the last document, how old it is, readiness, uptime, version."""
+        published = self._status
+        now = time.time()
+        head = {
+            "version": package_version(),
+            "python": platform.python_version(),
+            "ready": self.ready._value.get() == 1.0,
+            "started": self.started,
+            "uptime_s": round(now - self.started, 3),
+        }
+        if published is None:
+            return {**head, "snapshot_age_s": None}
+        at, document = published
+        return {**head, "snapshot_age_s": round(time.monotonic() - at, 3), **document}
 
     def report_models(self, errors: dict[str, str], quarantined: dict[str, int]) -> None:
         """What `/readyz` says of model directories that do not serve (a model refused at load
@@ -215,7 +253,8 @@ class Metrics:
             self.model.labels(name=name, version=version).set(1)
 
     def serve(self, port: int) -> ThreadingHTTPServer | None:
-        """Answer `/metrics`, `/healthz`, `/readyz` on `port` from a thread (0 = do not serve)."""
+        """Answer `/metrics`, `/healthz`, `/readyz`, `/status` on `port` from a thread (0 = do
+        not serve)."""
         if not port:
             return None
         server = ThreadingHTTPServer(("", port), _handler(self))
@@ -287,8 +326,10 @@ def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
                 body = "ready\n" if ready else "not ready\n"
                 body += "".join(f"model {n}: {why}\n" for n, why in metrics.model_errors.items())
                 self._send(200 if ready else 503, body.encode())
+            elif path == "/status":
+                self._send(200, orjson.dumps(metrics.status_document()), "application/json")
             else:
-                self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
+                self._send(404, b"not found: try /metrics, /healthz, /readyz or /status\n")
 
         def _send(self, code: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
             self.send_response(code)
@@ -303,7 +344,7 @@ def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _version() -> str:
+def package_version() -> str:
     try:
         return metadata.version("anomstream")
     except metadata.PackageNotFoundError:

@@ -32,6 +32,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import orjson
@@ -112,6 +113,16 @@ class SourceStates:
         self._saved = clock()
         self._swept = clock()
         metrics.max_sources.set(max_sources)
+
+    @property
+    def held(self) -> AbstractSet[str]:
+        """Sources this worker holds (read-only: /status reads it in the event loop)."""
+        return self._held
+
+    def live(self, source: str) -> SourceState | None:
+        """A loaded source's live (maybe unsaved) state, for /status."""
+        cached = self._cache.get(source)
+        return None if cached is None else cached[1]
 
     # -- a batch: load before scoring, mark after publishing ------------------------------------
 

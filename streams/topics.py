@@ -17,7 +17,14 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    BrokerResponseError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 
 from streams.settings import Settings
 
@@ -39,7 +46,33 @@ MESSAGE_OVERHEAD = 4096
 
 
 class BrokerUnavailable(RuntimeError):
-    """The broker could not be reached in time; the message is one line for the user."""
+    """The broker could not be reached in time, or refused what we asked; the message is one
+    line for the user."""
+
+
+UNREACHABLE = (KafkaConnectionError, KafkaTimeoutError, OSError)
+"""Errors that mean no broker answered (wrong address or port, down, firewalled)."""
+
+
+def kafka_error_text(exc: BaseException) -> str:
+    """An aiokafka error as a user reads it: the broker's error code and name when it sent one."""
+    if isinstance(exc, BrokerResponseError):
+        text = f"Kafka error {exc.errno} {exc.message}"
+        about = exc.description.rstrip(".")
+        return f"{text} ({about[:1].lower()}{about[1:]})" if about else text
+    return str(exc).strip() or type(exc).__name__
+
+
+def start_error(exc: BaseException, bootstrap: str, doing: str) -> BrokerUnavailable:
+    """One line for what failed at start (`doing`: "start a producer", ...): unreachable is not
+    the same as reachable but refusing, and the user must see which it was."""
+    if isinstance(exc, UNREACHABLE):
+        return BrokerUnavailable(
+            f"cannot reach the Kafka broker at {bootstrap}: {kafka_error_text(exc)}"
+        )
+    return BrokerUnavailable(
+        f"the Kafka broker at {bootstrap} refused to {doing}: {kafka_error_text(exc)}"
+    )
 
 
 @contextlib.contextmanager
@@ -97,12 +130,15 @@ async def _connect(bootstrap: str, wait: float) -> AIOKafkaAdminClient:
             with quiet_kafka_client():
                 await admin.start()
             return admin
-        except (KafkaConnectionError, KafkaError, OSError) as exc:
+        except (KafkaError, OSError) as exc:
             await admin.close()
+            if not isinstance(exc, UNREACHABLE) and not getattr(exc, "retriable", False):
+                # it answered with a refusal: waiting will not change that
+                raise start_error(exc, bootstrap, "start an admin client") from None
             if time.monotonic() + delay > deadline:
                 raise BrokerUnavailable(
                     f"cannot reach the Kafka broker at {bootstrap} "
-                    f"(waited {wait:.0f} s): {exc or type(exc).__name__}"
+                    f"(waited {wait:.0f} s): {kafka_error_text(exc)}"
                 ) from None
             if not announced:
                 log.warning("waiting for the Kafka broker at %s (up to %.0f s)", bootstrap, wait)
@@ -138,7 +174,12 @@ async def ensure_topics(settings: Settings, wait: float = 60.0) -> TopicPlan:
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
-                await admin.create_topics(missing)
+                refused = topic_errors(await admin.create_topics(missing))
+                if refused:
+                    raise BrokerUnavailable(
+                        f"the Kafka broker at {settings.kafka.bootstrap_servers} refused to "
+                        f"create topic {refused[0][0]}: {kafka_error_text(refused[0][1])}"
+                    )
             log.info("created topics %s", ", ".join(t.name for t in missing))
         counts = await _partition_counts(admin)
         if plan.changelog in counts and counts[plan.changelog] != partitions:
@@ -170,8 +211,21 @@ async def ensure_topics(settings: Settings, wait: float = 60.0) -> TopicPlan:
         return replace(
             plan, partitions=partitions, dlq_max_bytes=min(dlq_limit, DLQ_MAX_MESSAGE_BYTES)
         )
+    except (KafkaError, OSError) as exc:
+        raise start_error(exc, settings.kafka.bootstrap_servers, "set up the topics") from None
     finally:
         await admin.close()
+
+
+def topic_errors(response: Any) -> list[tuple[str, BrokerResponseError]]:
+    """The topics a CreateTopics response refused, and why (one that exists is no refusal)."""
+    refused = []
+    for entry in getattr(response, "topic_errors", ()):
+        topic, code = entry[0], entry[1]
+        if code and code != TopicAlreadyExistsError.errno:
+            error = for_code(code)(*(entry[2:3] if len(entry) > 2 and entry[2] else ()))
+            refused.append((topic, error))
+    return refused
 
 
 async def _message_limits(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:

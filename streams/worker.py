@@ -12,6 +12,7 @@ from typing import IO
 import faust
 
 from streams.app import build_app
+from streams.clients import settle_idempotence
 from streams.metrics import Metrics
 from streams.settings import Settings, SettingsError
 from streams.topics import ensure_topics
@@ -32,11 +33,13 @@ def run_worker(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     topics = loop.run_until_complete(ensure_topics(settings, wait=settings.kafka.startup_wait))
+    # a broker that refuses idempotent producers: fall back or stop here, in one line
+    settings, note = loop.run_until_complete(settle_idempotence(settings))
     metrics = Metrics(sources=settings.serving.metrics_sources)
     metrics.serve(settings.serving.metrics_port)
-    app = build_app(settings, topics, metrics)
+    app = build_app(settings, topics, metrics, notes=[note] if note else [])
     log.info(
-        "anomstream worker: %s -> %s, %s (%d partitions), group %s, metrics on :%d",
+        "anomstream worker: %s -> %s, %s (%d partitions), group %s, metrics and /status on :%d",
         topics.signals,
         topics.scores,
         topics.anomalies,

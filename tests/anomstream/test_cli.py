@@ -46,6 +46,7 @@ def test_user_errors_are_one_line(args: list[str], needle: str) -> None:
         result.stderr
     )
     assert needle in lines[-1]
+    assert lines[-1].startswith("anomstream: error: "), "one prefix for every user error"
     assert "Traceback" not in result.stderr
 
 
@@ -74,6 +75,6 @@ def test_a_mistyped_variable_is_reported_before_the_command_runs() -> None:
     assert result.returncode != 0
     first, last = result.stderr.strip().splitlines()
     assert first == (
-        "warning: ANOMSTREAM_TOPIC_SCORE is not a setting (did you mean ANOMSTREAM_TOPIC_SCORES?)"
+        "anomstream: warning: ANOMSTREAM_TOPIC_SCORE is not a setting (did you mean ANOMSTREAM_TOPIC_SCORES?)"
     )
     assert "file not found" in last

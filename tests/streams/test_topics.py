@@ -6,14 +6,20 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from aiokafka.errors import ClusterAuthorizationFailedError
+
+from streams import topics
 from streams.processor import fit_dead_letter
 from streams.topics import (
     CHANGELOG_MAX_MESSAGE_BYTES,
     DLQ_MAX_MESSAGE_BYTES,
     MAX_STATE_BYTES,
     MESSAGE_OVERHEAD,
+    BrokerUnavailable,
     TopicPlan,
     _message_limits,
+    topic_errors,
 )
 
 
@@ -96,3 +102,32 @@ def test_a_dead_letter_fits_a_tiny_dlq_limit_even_with_a_huge_key_and_error() ->
         assert named["original_size"] == b"50000" and named["source_offset"] == b"7"
         assert named["error"].startswith(b"bad_source: ")
         assert sent_key and key.startswith(sent_key) and value.startswith(sent_value)
+
+
+def test_created_topics_that_the_broker_refused_are_named_with_their_error() -> None:
+    response = SimpleNamespace(
+        topic_errors=[("a", 0, None), ("b", 36, "exists"), ("c", 29, "not allowed")]
+    )
+    [(topic, error)] = topic_errors(response)
+    assert topic == "c" and error.errno == 29
+
+
+def test_a_broker_that_refuses_the_admin_client_is_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tries: list[int] = []
+
+    class Admin:
+        def __init__(self, **kwargs: Any) -> None:
+            tries.append(1)
+
+        async def start(self) -> None:
+            raise ClusterAuthorizationFailedError()
+
+        async def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(topics, "AIOKafkaAdminClient", Admin)
+    with pytest.raises(BrokerUnavailable, match="refused to start an admin client: Kafka error 31"):
+        asyncio.run(topics._connect("127.0.0.1:9092", wait=30))
+    assert len(tries) == 1

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from anomstream.cli_models import detect, evaluate, train
+from anomstream.cli_serve import serve
 from anomstream.cli_status import status
 from anomstream.csv_options import csv_options
 from detectors.csvdata import CsvError
@@ -376,6 +377,7 @@ cli.add_command(train)
 cli.add_command(evaluate)
 cli.add_command(detect)
 cli.add_command(status)
+cli.add_command(serve)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,6 +33,7 @@ from streams.codec import Limits
 
 ENV_PREFIX = "ANOMSTREAM_"
 NOT_SETTINGS = frozenset({"CONFIG", "CACHE", "TEST_BROKER", "REQUIRE_KAFKA", "BENCH_DATA"})
+OTHER_PREFIXES = ("API_",)  # anomstream.api.settings checks its own ANOMSTREAM_API_* names
 """`ANOMSTREAM_*` variables that are not settings: the config file's path, and the harness's."""
 PERIODS = ("day", "week", "samples")
 MAX_SOURCES = 100_000
@@ -358,9 +359,10 @@ def stray_variables(environ: dict[str, str] | os._Environ[str]) -> list[str]:
     known = [ENV_PREFIX + name.upper() for name in GROUP_OF]
     lines = []
     for key in sorted(environ):
-        if not key.startswith(ENV_PREFIX) or key[len(ENV_PREFIX) :] in NOT_SETTINGS:
+        name = key[len(ENV_PREFIX) :]
+        if not key.startswith(ENV_PREFIX) or key in known or name in NOT_SETTINGS:
             continue
-        if key in known:
+        if name.startswith(OTHER_PREFIXES):
             continue
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.85)
         hint = f" (did you mean {close[0]}?)" if close else ""

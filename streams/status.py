@@ -163,7 +163,7 @@ class StatusReporter:
             },
         }
 
-    def _loaded(self, held: set[str]) -> list[dict[str, Any]]:
+    def _loaded(self, held: AbstractSet[str]) -> list[dict[str, Any]]:
         now = self.clock()
         every = max(1.0, len(held) / max(self.count_rate, 1))
         if self._counted is None or now - self._counted >= every:

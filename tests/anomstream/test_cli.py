@@ -75,6 +75,7 @@ def test_a_mistyped_variable_is_reported_before_the_command_runs() -> None:
     assert result.returncode != 0
     first, last = result.stderr.strip().splitlines()
     assert first == (
-        "anomstream: warning: ANOMSTREAM_TOPIC_SCORE is not a setting (did you mean ANOMSTREAM_TOPIC_SCORES?)"
+        "anomstream: warning: ANOMSTREAM_TOPIC_SCORE is not a setting "
+        "(did you mean ANOMSTREAM_TOPIC_SCORES?)"
     )
     assert "file not found" in last

@@ -9,6 +9,7 @@ README promises. A block this test does not know fails it: say here how a new on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -54,6 +55,16 @@ CHECKS = {
             r"pump-1",
         ),
         timeout=300.0,
+    ),
+    "anomstream serve &": Check(
+        expect=(
+            r'"status":"ok"',
+            r'"summary":\{"records":1,',  # the inline detect
+            r"HTTP/1.1 202 Accepted",
+            r"location: /v1/jobs/labelled-1",
+            r'"name":"pumps"',  # the model the train block made
+        ),
+        timeout=120.0,
     ),
 }
 
@@ -112,10 +123,8 @@ def run_block(block: str, cwd: Path, timeout: float) -> subprocess.CompletedProc
         out, _ = proc.communicate()
         pytest.fail(f"block timed out after {timeout:.0f} s:\n{block}\n--- output ---\n{out}")
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # anything a block left behind
-        except ProcessLookupError:
-            pass
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
 
 

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from anomstream.cli_models import detect, evaluate, train
+from anomstream.cli_rules import rules
 from anomstream.cli_serve import serve
 from anomstream.cli_status import status
 from anomstream.csv_options import csv_options
@@ -378,6 +379,7 @@ cli.add_command(evaluate)
 cli.add_command(detect)
 cli.add_command(status)
 cli.add_command(serve)
+cli.add_command(rules)
 
 
 def main(argv: list[str] | None = None) -> None:

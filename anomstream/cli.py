@@ -62,7 +62,13 @@ def worker(
     log_level: str | None,
     startup_wait: float | None,
 ) -> None:
-    """Run the worker: consume the signals topic, publish scores and anomaly events."""
+    """Run the worker: consume the signals topic, publish scores and anomaly events.
+
+    \b
+    Examples:
+      anomstream worker                                   # localhost:9092
+      anomstream worker --broker kafka://broker1:9092,broker2:9092 --config anomstream.toml
+    """
     from streams.worker import run_worker
 
     settings = settings_from(
@@ -93,7 +99,13 @@ def worker(
     show_default=True,
 )
 def broker(port: int, kind: str, workdir: Path) -> None:
-    """Run a local Kafka-compatible broker until Ctrl-C."""
+    """Run a local Kafka-compatible broker until Ctrl-C; it prints the commands to use next.
+
+    \b
+    Examples:
+      anomstream broker &                 # embedded (Tansu), in memory, on localhost:9092
+      anomstream broker --kind kafka --port 19092   # Apache Kafka (KRaft), needs java and mvn
+    """
     import time
 
     from harness.brokers import KafkaBroker, TansuBroker, next_steps
@@ -126,24 +138,30 @@ def broker(port: int, kind: str, workdir: Path) -> None:
     show_default=True,
     help="source id when the file has no source column",
 )
-@click.option("--time-col", help="timestamp column (default: timestamp/ts/time or the first)")
-@click.option("--source-col", help="source column (default: source, if present)")
-@click.option("--limit", type=int, help="stop after this many records")
+@csv_options(labels=False)
+@click.option("--limit", type=click.IntRange(0), help="stop after this many records")
 def replay(
     config: Path | None,
     broker: str | None,
     csv_file: Path,
     rate: float,
     source: str,
-    time_col: str | None,
-    source_col: str | None,
     limit: int | None,
+    **reading: Any,
 ) -> None:
-    """Produce a CSV file into the signals topic at --rate records/s."""
+    """Produce a CSV file into the signals topic at --rate records/s, read as detect reads it.
+
+    \b
+    Examples:
+      anomstream replay data.csv --rate 200 --broker kafka://broker1:9092
+      anomstream replay labelled.csv --ignore anomaly,culprit --rate 0 --limit 1000
+    """
+    from anomstream.csv_options import load_csv
     from anomstream.replay import replay as run
 
+    records = load_csv(csv_file, default_source=source, **reading).records()
     settings = settings_from(config, broker)
-    sent = asyncio.run(run(settings, csv_file, rate, source, time_col, source_col, limit))
+    sent = asyncio.run(run(settings, records, rate, limit))
     click.echo(f"produced {sent} records to {settings.kafka.topic_signals}")
 
 
@@ -169,7 +187,14 @@ def tail(
     idle_timeout: float | None,
     as_json: bool,
 ) -> None:
-    """Pretty-print anomaly events (or scores, or dead letters) as they arrive."""
+    """Pretty-print anomaly events (or scores, or dead letters) as they arrive.
+
+    \b
+    Examples:
+      anomstream tail                                   # new anomaly events, until Ctrl-C
+      anomstream tail --topic scores --from-beginning -n 20
+      anomstream tail --topic dlq --from-beginning --idle-timeout 5 --json
+    """
     from anomstream.tail import tail as run
 
     settings = settings_from(config, broker)
@@ -203,7 +228,13 @@ def demo(
     model_cache: Path,
     no_model: bool,
 ) -> None:
-    """Embedded broker + worker + a synthetic plant with injected anomalies; prints a summary."""
+    """Embedded broker + worker + a synthetic plant with injected anomalies; prints a summary.
+
+    \b
+    Examples:
+      anomstream demo                                  # 60 s, live view (what `make demo` runs)
+      anomstream demo --duration 20 --no-live --no-model --summary-json demo.json
+    """
     from anomstream.demo import Summary, print_summary, run_demo
     from anomstream.demo import summary_json as to_json
 
@@ -327,7 +358,13 @@ def warmup(
     dry_run: bool,
     **reading: Any,
 ) -> None:
-    """Score history with the worker's detectors and write the state it restores at start-up."""
+    """Score history with the worker's detectors and write the state it restores at start-up.
+
+    \b
+    Examples:
+      anomstream warmup --from-topic --since 28d --broker kafka://broker1:9092
+      anomstream warmup history.csv --source pump-7 --dry-run
+    """
     from anomstream import warmup as warm
     from detectors.models import ModelBook
     from streams.scoring import build_scorer

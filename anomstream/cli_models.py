@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 import orjson
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from anomstream.csv_options import csv_options, load_csv, names
+from anomstream.csv_options import TARGET_FAP as FAP_RANGE
+from anomstream.csv_options import csv_options, load_csv, names, warn
 from detectors.config import TARGET_FAP, ScoringConfig
 from detectors.csvdata import Table
 from detectors.model_spec import ModelError
@@ -46,12 +48,7 @@ from detectors.model_spec import ModelError
     show_default=True,
     help="share of rows that train (when --train-rows is not given)",
 )
-@click.option(
-    "--target-fap",
-    type=click.FloatRange(1e-9, 0.5),
-    default=TARGET_FAP,
-    show_default=True,
-)
+@click.option("--target-fap", type=FAP_RANGE, default=TARGET_FAP, show_default=True)
 @click.option("--epochs", type=click.IntRange(1, 10_000), default=60, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -64,6 +61,12 @@ from detectors.model_spec import ModelError
     "--search",
     is_flag=True,
     help="with labels: search window, smoothing and threshold for the best F1",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="write into an existing --out directory that holds no model (a model directory is "
+    "replaced without it: that is a retrain)",
 )
 def train(
     data: Path,
@@ -79,11 +82,23 @@ def train(
     seed: int,
     sources: str,
     search: bool,
+    force: bool,
     **reading: Any,
 ) -> None:
-    """Train a windowed autoencoder on a CSV; write model.onnx, model.json and plots."""
+    """Train a windowed autoencoder on a CSV; write model.onnx, model.json and plots.
+
+    \b
+    Examples:
+      anomstream train plant.csv --out models/pumps --sources 'pump-*'
+      anomstream train valve1.csv --out models/valve --sep ";" --label-col anomaly --search
+    """
+    problem = train_out_problem(out, force)
+    if problem:
+        raise click.ClickException(problem)
     table = load_csv(data, **reading)
     console = Console(stderr=True)
+    if (out / "model.json").is_file():
+        console.print(f"[dim]retraining: the model in {out} is replaced when training succeeds")
     console.print("[dim]importing TensorFlow...[/]")
     try:
         from training.train import TrainError, TrainOptions
@@ -137,11 +152,38 @@ def train(
         click.echo(f"search: {done.search}")
 
 
+def train_out_problem(out: Path, force: bool) -> str | None:
+    """Why `train` must not write `out`, checked before TensorFlow loads: a file, or a directory
+    that holds files but no model (unless `force`). A model directory is replaced: a retrain,
+    which a worker serving it picks up live (the new model is moved in only when it is done)."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file: train writes a model directory there"
+    if force or not out.is_dir() or (out / "model.json").is_file() or not any(out.iterdir()):
+        return None
+    return (
+        f"--out {out} holds files but no model (no model.json): pick a new directory, or add "
+        "--force to write the model into this one"
+    )
+
+
+def _refuse_existing(force: bool, *paths: Path | None) -> None:
+    """Outputs the user already has are not overwritten without --force (checked before the
+    slow imports and the scoring)."""
+    for path in paths:
+        if path is not None and path.exists() and not force:
+            raise click.ClickException(f"{path} exists: add --force to overwrite it")
+
+
 def _model_and_data(
-    model: Path, data: Path, target_fap: float | None, reading: dict[str, Any]
+    model: Path,
+    data: Path,
+    target_fap: float | None,
+    reading: dict[str, Any],
+    drop_model: bool | None = None,
 ) -> tuple[Any, Table, Any]:
-    """The model directory, the CSV and the scoring configuration (`target_fap`: the flag, else
-    the model's own)."""
+    """The model directory (None when dropped), the CSV and the scoring configuration
+    (`target_fap`: the flag, else the model's own). `drop_model`: detect's flag; evaluate has
+    none (None) and always needs the model."""
     from detectors.autoencoder import OnnxAutoencoder
 
     try:
@@ -151,7 +193,29 @@ def _model_and_data(
     table = load_csv(data, **reading)
     chosen = target_fap or served.spec.info.get("target_fap", TARGET_FAP)
     config = ScoringConfig(target_fap=chosen)
-    return served, table, config
+    return (served if _fits(served, table, data, drop_model) else None), table, config
+
+
+def _fits(served: Any, table: Table, data: Path, drop_model: bool | None) -> bool:
+    """Whether the file holds values of every signal the model reads. A model missing a signal
+    never judges a window: the scores would say `model` and carry no model score. So stop, or
+    with --drop-model warn and score with the univariate detectors only."""
+    wanted = served.spec.signals
+    have = [n for i, n in enumerate(table.signals) if not np.isnan(table.values[:, i]).all()]
+    missing = [s for s in wanted if s not in have]
+    if not missing:
+        return True
+    what = (
+        f"{data.name} lacks the model's signal(s) {', '.join(missing)} (model {served.label} "
+        f"reads {', '.join(wanted)}; the file has {', '.join(have) or 'none with values'})"
+    )
+    if drop_model:
+        warn(f"{what}: scoring without the model (--drop-model): no model score, no `model`")
+        return False
+    fix = "rename the columns or pick them with --signals"
+    if drop_model is not None:
+        fix += ", or pass --drop-model to score with the univariate detectors only"
+    raise click.ClickException(f"{what}: {fix}")
 
 
 @click.command()
@@ -170,20 +234,28 @@ def _model_and_data(
     show_default=True,
     help="score every row, count only these onwards (e.g. after the training rows)",
 )
-@click.option(
-    "--target-fap",
-    type=click.FloatRange(1e-12, 0.5),
-    help="false-alarm probability (default: the model's)",
-)
+@click.option("--force", is_flag=True, help="overwrite the report in an existing --out")
+@click.option("--target-fap", type=FAP_RANGE, help="false-alarm probability (default: the model's)")
 def evaluate(
     model: Path,
     data: Path,
     out: Path | None,
     from_row: int,
     target_fap: float | None,
+    force: bool,
     **reading: Any,
 ) -> None:
-    """Score a labelled CSV like the stream would; write metrics.json and plots."""
+    """Score a labelled CSV like the stream would; write metrics.json and plots (into
+    MODEL/evaluation, replaced each time, or a named --out).
+
+    \b
+    Examples:
+      anomstream evaluate models/pumps labelled.csv --label-col anomaly --culprit-col culprit
+      anomstream evaluate models/pumps labelled.csv --from-row 5000 --out eval-5000
+    """
+    if out is not None and out.exists() and not out.is_dir():
+        raise click.ClickException(f"--out {out} is a file: evaluate writes a directory there")
+    _refuse_existing(force, None if out is None else out / "metrics.json")
     try:
         from training.evaluate import evaluate as run
     except ImportError as exc:
@@ -242,26 +314,38 @@ def event_line(figures: dict[str, Any]) -> str:
     "scores.events.jsonl for --out scores.jsonl; for a .csv --out, written only when given)",
 )
 @click.option(
-    "--target-fap",
-    type=click.FloatRange(1e-12, 0.5),
-    help="false-alarm probability (default: the model's)",
+    "--drop-model",
+    is_flag=True,
+    help="when the file lacks a signal of the model: warn and score with the univariate "
+    "detectors only (default: stop)",
 )
+@click.option("--force", is_flag=True, help="overwrite --out and the events file if they exist")
+@click.option("--target-fap", type=FAP_RANGE, help="false-alarm probability (default: the model's)")
 def detect(
     model: Path,
     data: Path,
     out: Path,
     events_out: Path | None,
     target_fap: float | None,
+    drop_model: bool,
+    force: bool,
     **reading: Any,
 ) -> None:
     """Score a CSV offline with the stream's code path (suite + autoencoder + fusion), and
     raise the events the stream would: score messages (JSONL) or rows (CSV, with `event`,
-    `severity`, `episode`, `culprit` columns), and the event messages in --events."""
+    `severity`, `episode`, `culprit` columns), and the event messages in --events.
+
+    \b
+    Examples:
+      anomstream detect models/pumps new.csv --out scores.jsonl   # + scores.events.jsonl
+      anomstream detect models/pumps new.csv --out scores.csv --events events.jsonl
+    """
     from detectors.messages import score_message
     from detectors.offline import events, flat_rows, score_records, scorer_for
 
     events_out = _events_path(out, events_out)
-    served, table, config = _model_and_data(model, data, target_fap, reading)
+    _refuse_existing(force, out, events_out)
+    served, table, config = _model_and_data(model, data, target_fap, reading, drop_model)
     scorer = scorer_for(served, config)
     scored = score_records(scorer, table.records())
     found = events(scored, config)  # the processor's: same function, same arguments
@@ -285,10 +369,17 @@ def detect(
                 handle.write(orjson.dumps(event) + b"\n")
         written = f", events -> {events_out}"
     flagged = sum(r.is_anomaly for r in scored)
+    label = "the univariate detectors only" if served is None else served.label
     click.echo(
-        f"{len(scored)} rows scored with {served.label}, {len(found)} events "
+        f"{len(scored)} rows scored with {label}, {len(found)} events "
         f"({flagged} anomalous records) -> {out}{written}"
     )
+    if scored and all(r.warming_up for r in scored):
+        warn(
+            "every record was still warming up, so none could be anomalous: the detectors "
+            f"learn each signal from its first {config.warmup} or so values (a short file, or a "
+            "signal that is not one, such as a label column, keeps them warming)"
+        )
 
 
 def _events_path(out: Path, given: Path | None) -> Path | None:

@@ -39,7 +39,13 @@ def rules() -> None:
 )
 @csv_options
 def check(rules_file: Path, data: Path | None, timezone: str, **reading: Any) -> None:
-    """Validate RULES_FILE (TOML `[[rules]]` tables, or JSON) and list its rules."""
+    """Validate RULES_FILE (TOML `[[rules]]` tables, or JSON) and list its rules.
+
+    \b
+    Examples:
+      anomstream rules check rules.toml
+      anomstream rules check rules.toml --data history.csv   # how often each rule fails on it
+    """
     try:
         clock = LocalClock(timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -25,7 +25,14 @@ from anomstream.status import DEFAULT_URL, StatusUnavailable, fetch_status, rend
 )
 def status(url: str, as_json: bool, wait: float | None) -> None:
     """What a running worker holds: sources (and why any still warms up), models, partitions,
-    consumer lag, uptime and version."""
+    consumer lag, uptime and version.
+
+    \b
+    Examples:
+      anomstream status                              # the worker on localhost:9464
+      anomstream status --wait 60                    # until it is ready (exit 1 if not in time)
+      anomstream status --url http://worker-2:9464 --json
+    """
     try:
         doc = fetch_status(url) if wait is None else wait_status(url, wait)
     except StatusUnavailable as exc:

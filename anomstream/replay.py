@@ -1,41 +1,37 @@
-"""`anomstream replay`: a CSV file into the input topic, at a steady rate."""
+"""`anomstream replay`: a CSV file into the input topic, at a steady rate.
+
+The file is read as `detect` reads it (`csv_options`, the same warnings), so what a worker
+scores from a replay is what `detect` scores offline.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
+from collections.abc import Sequence
 
 import orjson
 
-from detectors.csvdata import layout, rows
+from detectors.records import Record
 from streams.clients import start_producer
 from streams.settings import Settings
 
 
 async def replay(
-    settings: Settings,
-    path: Path,
-    rate: float,
-    source: str,
-    time_col: str | None = None,
-    source_col: str | None = None,
-    limit: int | None = None,
+    settings: Settings, records: Sequence[Record], rate: float, limit: int | None = None
 ) -> int:
-    """Produce every row as one record keyed by its source; `rate` <= 0 = as fast as possible."""
-    spec = layout(path, time_col=time_col, source_col=source_col)
+    """Produce every record keyed by its source; `rate` <= 0 = as fast as possible."""
+    chosen = records if limit is None else records[: max(limit, 0)]
     producer = await start_producer(settings)
     sent = 0
     pending = []
     started = time.monotonic()
     try:
-        for row in rows(path, spec, source):
-            if limit is not None and sent >= limit:
-                break
-            record = {"source": row.source, "ts": row.ts_text, "signals": row.signals}
+        for record in chosen:
+            message = {"source": record.source, "ts": record.ts_text, "signals": record.signals}
             pending.append(
                 await producer.send(
-                    settings.kafka.topic_signals, orjson.dumps(record), key=row.source.encode()
+                    settings.kafka.topic_signals, orjson.dumps(message), key=record.source.encode()
                 )
             )
             sent += 1

@@ -109,6 +109,11 @@ def records_from_csv(
     """The file's rows as records, read as `train`, `evaluate` and `detect` read it (`reading`:
     the `csv_options`); `source` names the file's only source when it has no source column
     (default: the file's stem); rows before `since` are left out."""
+    if reading.get("row_numbers"):
+        raise WarmupError(
+            "warm-up learns daily and weekly rhythms from the times: --row-numbers has none; "
+            "give the file a time column"
+        )
     require_time_column(path, reading.get("time_col"), reading.get("sep"))
     records = load_csv(path, **reading).records()
     named = layout(path, source_col=reading.get("source_col"), sep=reading.get("sep")).source

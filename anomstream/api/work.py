@@ -40,7 +40,7 @@ class Canceled(Exception):
 def read_input(path: Path, options: dict[str, Any]) -> list[Record]:
     """The job's records: a CSV read as `detect` reads one, or JSONL as the topic's messages."""
     if options["format"] == "csv":
-        return load_csv(path, **options.get("reading", {})).records()
+        return load_csv(path, warnings=None, **options.get("reading", {})).records()
     with path.open("rb") as handle:
         return list(jsonl_records(iter(handle), options["max_signals"]))
 

@@ -79,3 +79,33 @@ def test_a_mistyped_variable_is_reported_before_the_command_runs() -> None:
         "(did you mean ANOMSTREAM_TOPIC_SCORES?)"
     )
     assert "file not found" in last
+
+
+def leaf_commands() -> list[tuple[str, ...]]:
+    import click
+
+    from anomstream.cli import cli
+
+    found: list[tuple[str, ...]] = []
+
+    def walk(group: click.Group, path: tuple[str, ...]) -> None:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                walk(command, (*path, name))
+            else:
+                found.append((*path, name))
+
+    walk(cli, ())
+    return found
+
+
+@pytest.mark.parametrize("path", leaf_commands(), ids=" ".join)
+def test_every_command_help_shows_an_example(path: tuple[str, ...]) -> None:
+    from click.testing import CliRunner
+
+    from anomstream.cli import cli
+
+    shown = CliRunner().invoke(cli, [*path, "--help"])
+    assert shown.exit_code == 0, shown.output
+    assert "Examples:" in shown.output, f"`anomstream {' '.join(path)} --help` shows no example"
+    assert f"anomstream {' '.join(path)}" in shown.output.split("Examples:")[1]

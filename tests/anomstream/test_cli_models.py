@@ -200,3 +200,141 @@ def test_detect_and_evaluate_errors_are_one_line(
     assert done.returncode != 0
     assert needle in done.stderr.strip().splitlines()[-1], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def renamed(broken: Path, tmp_path: Path, old: str, new: str) -> Path:
+    """`broken` with signal column `old` renamed `new` (or emptied, for `new` = "")."""
+    lines = broken.read_text().splitlines()
+    header = lines[0].split(",")
+    at = header.index(old)
+    if new:
+        header[at] = new
+        out = [",".join(header), *lines[1:]]
+    else:
+        out = [lines[0]] + [
+            ",".join(c if i != at else "" for i, c in enumerate(line.split(",")))
+            for line in lines[1:]
+        ]
+    path = tmp_path / f"{old}-{new or 'empty'}.csv"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("command", "new"), [("detect", "b2"), ("evaluate", "b2"), ("detect", "")])
+def test_a_file_without_the_models_signals_stops_detect_and_evaluate(
+    model_dir: Path, broken: Path, tmp_path: Path, command: str, new: str
+) -> None:
+    data = renamed(broken, tmp_path, "b", new)
+    out = tmp_path / "scores.jsonl"
+    args = ["--out", str(out)] if command == "detect" else ["--out", str(tmp_path / "eval")]
+    done = anomstream(command, str(model_dir), str(data), *args)
+    assert done.returncode == 1, done.stdout
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("anomstream: error: "), done.stderr
+    assert "lacks the model's signal(s) b " in last
+    assert "reads a, b, c" in last, last
+    assert ("--drop-model" in last) == (command == "detect")
+    assert not out.exists() and not (tmp_path / "eval").exists()
+    if not new:  # the empty column is named as the reader saw it
+        assert "anomstream: warning: column 'b' is empty" in done.stderr
+
+
+def test_detect_with_drop_model_scores_without_it_and_says_so(
+    model_dir: Path, broken: Path, tmp_path: Path
+) -> None:
+    data = renamed(broken, tmp_path, "b", "b2")
+    out = tmp_path / "scores.jsonl"
+    done = anomstream("detect", str(model_dir), str(data), "--out", str(out), "--drop-model")
+    assert done.returncode == 0, done.stderr
+    warnings = [w for w in done.stderr.splitlines() if w.startswith("anomstream: warning: ")]
+    assert len(warnings) == 1 and "lacks the model's signal(s) b " in warnings[0]
+    assert "without the model" in warnings[0]
+    messages = read_jsonl(out)
+    assert len(messages) == 900
+    assert {m["model"] for m in messages} == {None}
+    assert all("autoencoder" not in m["detectors"] for m in messages)
+    assert "univariate detectors only" in done.stdout
+
+
+def test_detect_and_evaluate_print_the_readers_warnings(
+    model_dir: Path, broken: Path, tmp_path: Path
+) -> None:
+    lines = broken.read_text().splitlines()
+    cells = lines[10].split(",")
+    cells[1] = "ERR"
+    lines[10] = ",".join(cells)
+    data = tmp_path / "glitch.csv"
+    data.write_text("\n".join(lines) + "\n")
+    done = anomstream("detect", str(model_dir), str(data), "--out", str(tmp_path / "s.csv"))
+    assert done.returncode == 0, done.stderr
+    (warning,) = [w for w in done.stderr.splitlines() if "warning" in w]
+    assert warning == (
+        "anomstream: warning: column 'a': 1 of 900 cells are not numbers (line 11): "
+        "read as missing values"
+    )
+
+
+def test_detect_refuses_to_overwrite_without_force(
+    model_dir: Path, broken: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "scores.jsonl"
+    out.write_text("mine\n")
+    done = anomstream("detect", str(model_dir), str(broken), "--out", str(out))
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert "exists" in line and "--force" in line and str(out) in line
+    assert out.read_text() == "mine\n"
+    # the events file beside it counts too
+    out.unlink()
+    events_file = tmp_path / "scores.events.jsonl"
+    events_file.write_text("theirs\n")
+    done = anomstream("detect", str(model_dir), str(broken), "--out", str(out))
+    assert done.returncode == 1 and str(events_file) in done.stderr
+    assert not out.exists()
+    done = anomstream("detect", str(model_dir), str(broken), "--out", str(out), "--force")
+    assert done.returncode == 0, done.stderr
+    assert len(read_jsonl(out)) == 900 and events_file.read_text() != "theirs\n"
+
+
+def test_evaluate_refuses_to_overwrite_a_named_report_without_force(
+    model_dir: Path, broken: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    done = anomstream("evaluate", str(model_dir), str(broken), "--out", str(out))
+    assert done.returncode == 1
+    assert "exists" in done.stderr and "--force" in done.stderr
+    assert (out / "metrics.json").read_text() == "{}"
+    done = anomstream("evaluate", str(model_dir), str(broken), "--out", str(out), "--force")
+    assert done.returncode == 0, done.stderr
+    assert "fused" in orjson.loads((out / "metrics.json").read_bytes())
+
+
+@pytest.mark.parametrize("what", ["file", "directory"])
+def test_train_refuses_an_out_that_is_no_model_before_importing_tensorflow(
+    tmp_path: Path, what: str
+) -> None:
+    data = write_csv(tmp_path / "d.csv", coupled(100, seed=1))
+    out = tmp_path / "out"
+    if what == "file":
+        out.write_text("notes\n")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine\n")
+    done = anomstream("train", str(data), "--out", str(out), "--epochs", "1")
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("anomstream: error: ") and str(out) in last
+    assert ("--force" in last) == (what == "directory"), last
+    assert "importing TensorFlow" not in done.stderr
+
+
+def test_train_replaces_a_model_directory_as_a_retrain(model_dir: Path) -> None:
+    from anomstream.cli_models import train_out_problem
+
+    assert train_out_problem(model_dir, force=False) is None  # retraining in place: intended
+    assert train_out_problem(model_dir / "new", force=False) is None
+    assert train_out_problem(model_dir.parent, force=False) is not None  # the models dir itself
+    assert train_out_problem(model_dir.parent, force=True) is None
+    assert train_out_problem(model_dir / "model.json", force=True) is not None  # a file

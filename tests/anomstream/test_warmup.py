@@ -240,6 +240,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         (["{good}", "--since", "last tuesday"], "--since"),
         (["{good}", "--since", "2030-01-01T00:00:00Z"], "no records"),
         (["{bare}"], "no timestamp column"),
+        (["{bare}", "--row-numbers"], "--row-numbers has none"),
         (["{good}", "--broker", "127.0.0.1:1"], "cannot reach the Kafka broker"),
         (["--from-topic", "--broker", "127.0.0.1:1"], "cannot reach the Kafka broker"),
         ([], "give either a CSV file or --from-topic"),

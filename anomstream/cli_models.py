@@ -38,9 +38,11 @@ from detectors.model_spec import ModelError
     "--kind", type=click.Choice(["linear", "dense", "conv"]), default="linear", show_default=True
 )
 @click.option(
-    "--latent", type=click.IntRange(1), help="code size (default: 30 % of window x signals)"
+    "--latent", type=click.IntRange(1, 65_536), help="code size (default: 30 % of window x signals)"
 )
-@click.option("--train-rows", type=click.IntRange(1), help="first N rows train, the rest validates")
+@click.option(
+    "--train-rows", type=click.IntRange(1, 10**12), help="first N rows train, the rest validates"
+)
 @click.option(
     "--train-fraction",
     type=click.FloatRange(0.05, 0.95),

@@ -99,6 +99,15 @@ def check_capabilities(det: Detector) -> None:
             and all(f is None or isinstance(f, Period) for f in found),
             "rhythm(state) must give a Period or None per series",
         )
+        fields = getattr(det, "rhythm_fields", None)
+        _require(
+            isinstance(fields, tuple) and len(fields) > 0 and set(fields) <= set(det.fields),
+            "describes_rhythm needs `rhythm_fields`, a tuple of its state fields",
+        )
+        st = det.new_state(3)
+        only = {f: st[f] for f in cast(tuple[str, ...], fields)}
+        alone = rhythm(only)  # type: ignore[misc]
+        _require(alone == found, "rhythm(state) must read its `rhythm_fields` alone")
 
 
 def check_state_layout(det: Detector) -> None:

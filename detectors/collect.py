@@ -8,7 +8,7 @@ source's bookkeeping (records, last time, applied offsets) are updated record by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,10 +16,8 @@ from detectors.alerting import escalate, track_episode
 from detectors.batch import SourceBatch
 from detectors.config import ScoringConfig
 from detectors.model_verdicts import Verdicts
-from detectors.protocol import Period, Rhythm
 from detectors.records import Record
 from detectors.results import Columns, Scored, SignalRows
-from detectors.state import State
 from detectors.steps import StepOutputs, SuitePlan
 
 
@@ -79,7 +77,6 @@ def table(
     keys: DetectorKeys,
     groups: Sequence[SourceBatch],
     out: StepOutputs,
-    det_states: list[State],
 ) -> Columns:
     """The batch's per-signal results as lists, each array converted once."""
     p_det = out.p_det
@@ -95,10 +92,6 @@ def table(
     fired_mask = p_det < out.level
     fired_any: list[list[bool]] = fired_mask.any(axis=1).tolist()  # type: ignore[assignment]
     n_series = p_det.shape[2]
-    periods: list[Period | None] = [None] * n_series
-    if plan.rhythm >= 0:
-        rhythm = plan.suite[plan.rhythm]
-        periods = cast(Rhythm, rhythm).rhythm(det_states[plan.rhythm])  # declared it
     return Columns(
         kinds=plan.kinds,
         keys=[keys.of(name) for g in groups for name in g.state.signals],
@@ -110,7 +103,8 @@ def table(
         expected=_finite_or_none(out.expected),
         lower=_finite_or_none(out.lower),
         upper=_finite_or_none(out.upper),
-        periods=periods,
+        periods=out.periods,
+        period_moves=out.period_moves,
         model_col=[-1] * n_series,
         new=out.new.tolist(),
     )

@@ -191,7 +191,7 @@ class Scorer:
                 self.models, groups, layout.values, out, layout.late, layout.offsets
             )
         explained = explain(groups, layout, out.p_sig, out.level, self._blocking(out.p_det))
-        columns = table(self.plan, self._keys, groups, out, det_states)
+        columns = table(self.plan, self._keys, groups, out)
         per_record = record_columns(out, layout.late)
         for j, group in enumerate(groups):
             base = int(layout.offsets[j])

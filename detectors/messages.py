@@ -55,7 +55,8 @@ def score_message(
     rows = scored.rows
     tb, t = rows.table, rows.t
     p, best, best_p, keys = tb.p[t], tb.best[t], tb.best_p[t], tb.keys
-    expected, lower, upper, periods = tb.expected[t], tb.lower[t], tb.upper[t], tb.periods
+    expected, lower, upper = tb.expected[t], tb.lower[t], tb.upper[t]
+    periods, moved = tb.periods, tb.period_moves
     new = tb.new[t]
     share, recon = rows.share, rows.recon  # the model's verdict (None where it did not judge)
     for name, value, c in rows:
@@ -69,7 +70,7 @@ def score_message(
         if recon is not None and share is not None and tb.model_col[c] >= 0:
             entry["reconstruction"] = recon[tb.model_col[c]]
             entry["contribution"] = share[tb.model_col[c]]
-        period = periods[c]
+        period = tb.period(t, c) if moved else periods[c]  # the rhythm at this record
         if period is not None:
             entry["period"] = {"length": period.length, "unit": period.unit}
         if new[c]:

@@ -66,8 +66,11 @@ def flat_rows(
     """Score messages flattened to one CSV row each, with the record's event (`found`: the
     `events` of `scored`, computed when not given): `event` (its id), `severity`, `culprit`
     (its first signal by contribution) empty where it raised none, `episode` the id of an
-    anomalous record's episode; then `signal.field` columns per signal."""
+    anomalous record's episode; then `signal.field` columns per signal, empty where the message
+    has null, its `period` as `signal.period_length` and `signal.period_unit` (scalars a
+    spreadsheet reads; empty while the signal has no rhythm) when the suite finds rhythms."""
     found = events(scored, scorer.config) if found is None else found
+    rhythmic = scorer.plan.rhythm >= 0
     for i, res in enumerate(scored):
         msg = score_message(res, scorer.config)
         event = found.get(i)
@@ -87,7 +90,12 @@ def flat_rows(
         }
         for name, entry in msg["signals"].items():
             for key, value in entry.items():
-                row[f"{name}.{key}"] = "" if value is None else value
+                if key != "period":
+                    row[f"{name}.{key}"] = "" if value is None else value
+            if rhythmic:
+                period = entry.get("period")
+                row[f"{name}.period_length"] = period["length"] if period else ""
+                row[f"{name}.period_unit"] = period["unit"] if period else ""
         yield row
 
 

@@ -119,8 +119,13 @@ class Rarity(Detector, Protocol):
 class Rhythm(Detector, Protocol):
     """Role of a detector that finds each series' rhythm (declares `describes_rhythm = True`)."""
 
+    rhythm_fields: ClassVar[tuple[str, ...]]
+    """The state fields `rhythm` reads, and only those: the step loop re-reads a series' rhythm
+    at the steps that changed one of them (a score message carries the rhythm at its record)."""
+
     def rhythm(self, st: State) -> list[Period | None]:
-        """Each series' confirmed rhythm, None where it has none."""
+        """Each series' confirmed rhythm, None where it has none (`st` may hold the
+        `rhythm_fields` alone)."""
         ...
 
 

@@ -8,7 +8,7 @@ per-signal `SignalResult` objects are built only when asked for.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -65,11 +65,27 @@ class Columns:
     lower: list[list[float | None]]
     upper: list[list[float | None]]
     periods: list[Period | None]
-    """Series -> its rhythm (None: none, or no detector in the suite describes rhythms)."""
+    """Series -> its rhythm when the batch began (None: none, or no detector in the suite
+    describes rhythms); `period` gives it at a step."""
     model_col: list[int]
     """Series -> the model's column (-1: no model uses it)."""
     new: list[list[bool]]
     """Per step, per series: the value lies where the signal has never been."""
+    period_moves: dict[int, list[tuple[int, Period | None]]] = field(default_factory=dict)
+    """Series -> (step, its rhythm from that step's record on), in step order, for the series
+    whose rhythm the batch changed: few, so the rest cost nothing."""
+
+    def period(self, t: int, c: int) -> Period | None:
+        """Series `c`'s rhythm once step `t`'s record was learnt: what a batch of that record
+        alone would say, so messages do not depend on how records were batched."""
+        moves = self.period_moves.get(c)
+        found = self.periods[c]
+        if moves is not None:
+            for step, period in moves:
+                if step > t:
+                    break
+                found = period
+        return found
 
 
 class SignalRows:
@@ -125,7 +141,7 @@ class SignalRows:
             tb.p[t][c],
             recon[mc] if recon is not None and mc >= 0 else None,
             share[mc] if share is not None and mc >= 0 else None,
-            tb.periods[c],
+            tb.period(t, c),
             tb.new[t][c],
         )
 

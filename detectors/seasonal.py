@@ -54,6 +54,8 @@ class Seasonal:
     describes_rhythm: ClassVar[bool] = True
     switch_explains: ClassVar[bool] = True
     """Score messages carry the period it confirmed (`rhythm`)."""
+    rhythm_fields: ClassVar[tuple[str, ...]] = ("found", "period", "unit")
+    """What `rhythm` reads (`describe`)."""
     explains: ClassVar[tuple[str, ...]] = ("persist", "level_shift")
     """Where it judges, a level that moves with the phase is its business: these detectors'
     verdicts on the same value are set aside, and its band describes the signal (see

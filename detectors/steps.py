@@ -19,7 +19,7 @@ from detectors.batch import Layout
 from detectors.calibration import CalibrationStack
 from detectors.config import ScoringConfig
 from detectors.fusion import DECADES, fuse_step, per_test_level
-from detectors.protocol import Detector, Rarity, Raw
+from detectors.protocol import Detector, Period, Rarity, Raw, Rhythm
 from detectors.source_state import packing_of
 from detectors.state import Packing, State
 
@@ -153,6 +153,39 @@ class StepOutputs:
     """(steps, series): the value lies where the signal has never been."""
     level: np.ndarray
     """Per series: the per-test level of its source."""
+    periods: list[Period | None]
+    """Per series: its rhythm when the batch began (None: none, or no detector describes one)."""
+    period_moves: dict[int, list[tuple[int, Period | None]]]
+    """Series -> (step, rhythm from that step's record on), where the batch changed it."""
+
+
+class RhythmWatch:
+    """Each series' rhythm as the batch goes: read once when it begins, then re-read only for
+    the series whose `rhythm_fields` a step changed, so that a score message carries the rhythm
+    known at its record, not at its batch's end (a few array comparisons a step)."""
+
+    __slots__ = ("det", "fields", "moves", "seen", "start")
+
+    def __init__(self, det: Rhythm, st: State) -> None:
+        self.det = det
+        self.fields = det.rhythm_fields
+        self.start = det.rhythm(st)
+        self.seen = [st[f].copy() for f in self.fields]
+        self.moves: dict[int, list[tuple[int, Period | None]]] = {}
+
+    def step(self, t: int, st: State) -> None:
+        """After step `t` learnt: note the rhythm of the series whose rhythm fields moved."""
+        moved = st[self.fields[0]] != self.seen[0]
+        for f, old in zip(self.fields[1:], self.seen[1:], strict=True):
+            moved |= st[f] != old
+        if not moved.any():
+            return
+        rows = np.flatnonzero(moved)
+        now = self.det.rhythm({f: st[f][rows] for f in self.fields})
+        for r, period in zip(rows.tolist(), now, strict=True):
+            self.moves.setdefault(r, []).append((t, period))
+        for f, old in zip(self.fields, self.seen, strict=True):
+            old[rows] = st[f][rows]
 
 
 def _only(raw: Raw, mask: np.ndarray) -> Raw:
@@ -192,6 +225,8 @@ def run_steps(
         warming=np.zeros((steps, len(sizes)), dtype=bool),
         new=np.zeros((steps, n_series), dtype=bool),
         level=level,
+        periods=[None] * n_series,
+        period_moves={},
     )
     stack = plan.calibration
     cal = stack.stack(cal_states)
@@ -207,6 +242,8 @@ def run_steps(
             masks[d] = mask
     verdict = np.empty((n_det, n_series), dtype=bool)
     warmup = float(cfg.warmup)
+    rhythm = plan.rhythm
+    watch = None if rhythm < 0 else RhythmWatch(cast(Rhythm, suite[rhythm]), det_states[rhythm])
     for t in range(steps):
         x = values[t]
         ts = times[t][series_source]
@@ -245,6 +282,11 @@ def run_steps(
         r_star = stack.quantile(cal, band_index, level)
         lower, upper = band_det.band(det_states[band_index], r_star, ts)
         expected = raws[band_index].expected
+        unknown = cal["n"][band_index] < 1  # nothing calibrated yet: no band (null in messages)
+        if unknown.any():
+            expected = np.where(unknown, np.nan, expected)
+            lower = np.where(unknown, np.nan, lower)
+            upper = np.where(unknown, np.nan, upper)
         for d in describers:  # where a rhythm judges, it also describes the signal
             if verdict[d].any():
                 det = suite[d]
@@ -267,5 +309,9 @@ def run_steps(
             mask = runs_on[d] if d < len(runs_on) else None
             det.learn(det_states[d], x, ts, learn if mask is None else learn & mask)
         stack.learn(cal, np.stack([raw.calibration_input for raw in raws]), learn & masks)
+        if watch is not None:
+            watch.step(t, det_states[rhythm])
     stack.unstack(cal, cal_states)
+    if watch is not None:
+        out.periods, out.period_moves = watch.start, watch.moves
     return out

@@ -88,6 +88,9 @@ def evaluate(
         out / "result.png",
         labels=labels,
         title=f"{model.label} on {table.path.name}: fused score",
+        warming=np.array([r.warming_up for r in scored]),
+        from_row=from_row,
+        events=list(found),
     )
     plots.plot_signal_errors(
         table.times, per_signal, list(model.spec.signals), out / "signal_errors.png", labels

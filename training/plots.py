@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -24,11 +25,21 @@ from matplotlib.ticker import MaxNLocator
 
 from training.metrics import segments
 
-__all__ = ["plot_result", "plot_signal_errors", "plot_training_loss"]
+__all__ = [
+    "decades",
+    "plot_result",
+    "plot_signal_errors",
+    "plot_training_loss",
+    "plot_training_result",
+    "result_figure",
+    "training_figure",
+]
 
 _DPI = 100
 _WIDTH = 12.0
 _MAX_HEIGHT = 30.0
+FLOOR = 1e-15
+"""Smallest 1 - score plotted: below it a score of float64 is 1.0 exactly."""
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -72,23 +83,70 @@ def _date_axis(ax: Axes) -> None:
     ax.xaxis.set_major_formatter(formatter)
 
 
-def _shade_labels(ax: Axes, x: npt.NDArray[np.float64], labels: npt.ArrayLike | None) -> None:
-    """Shade labelled incidents; only the first span gets a legend entry."""
-    if labels is None:
+def _shade(
+    ax: Axes,
+    x: npt.NDArray[np.float64],
+    rows: npt.ArrayLike | None,
+    label: str,
+    color: str = "tab:orange",
+    alpha: float = 0.25,
+) -> None:
+    """Shade each run of rows; only the first span gets a legend entry (none without a run)."""
+    if rows is None:
         return
     edges = _row_edges(x)
-    legend = "labelled anomaly"
-    for start, end in segments(labels):
+    for start, end in segments(rows):
         left, right = edges[start], edges[end + 1]
         if not (np.isfinite(left) and np.isfinite(right)):
             continue
-        ax.axvspan(float(left), float(right), color="tab:orange", alpha=0.25, lw=0, label=legend)
-        legend = "_nolegend_"
+        ax.axvspan(float(left), float(right), color=color, alpha=alpha, lw=0, label=label)
+        label = "_nolegend_"
+
+
+def _shade_labels(ax: Axes, x: npt.NDArray[np.float64], labels: npt.ArrayLike | None) -> None:
+    """Shade labelled incidents."""
+    _shade(ax, x, labels, "labelled anomaly")
+
+
+def _mark_row(ax: Axes, x: npt.NDArray[np.float64], row: int | None, label: str) -> None:
+    """A vertical line at a row where something starts (validation, counted rows)."""
+    if row is None or not 0 < row < x.size or not np.isfinite(x[row]):
+        return
+    ax.axvline(float(x[row]), color="tab:green", ls=":", lw=1.5, label=label)
+
+
+def _points(
+    ax: Axes, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], rows: np.ndarray, **style: Any
+) -> None:
+    """Markers at `rows` where drawable, labelled with their count; nothing (and no legend
+    entry) when there are none: an empty legend entry reads as "nothing was looked for"."""
+    shown = np.zeros(x.size, dtype=bool)
+    shown[rows] = True
+    shown &= np.isfinite(x) & np.isfinite(y)
+    n = int(shown.sum())
+    if n:
+        label = f"{style.pop('label')} ({n})"
+        ax.scatter(x[shown], y[shown], zorder=3, label=label, **style)
+
+
+def _legend(ax: Axes) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize="small")
 
 
 def _check_rows(name: str, values: npt.NDArray[np.generic], rows: int) -> None:
     if values.ndim != 1 or values.shape[0] != rows:
         raise ValueError(f"{name} must be 1-D with {rows} rows (one per time), got {values.shape}")
+
+
+def decades(score: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """-log10(1 - score): how many decades below 1 a record's tail probability is (3 = one
+    normal record in a thousand is this extreme). Scores that matter crowd just under 1 on a
+    linear axis; here a threshold at 1 - 1e-3 sits at 3 and every decade beyond it shows.
+    NaN (not scored) stays NaN; 1 - score is floored at `FLOOR`, where floats run out."""
+    s = np.asarray(score, dtype=np.float64)
+    p = np.clip(1.0 - s, FLOOR, 1.0)
+    return np.where(np.isnan(s), np.nan, -np.log10(p))
 
 
 def plot_training_loss(history: Mapping[str, Sequence[float]], path: Path) -> Path:
@@ -112,9 +170,62 @@ def plot_training_loss(history: Mapping[str, Sequence[float]], path: Path) -> Pa
     ax.set_ylabel("loss")
     ax.set_title("training loss")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    _legend(ax)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def result_figure(
+    times: np.ndarray,
+    score: np.ndarray,
+    threshold: float,
+    detected: np.ndarray,
+    labels: np.ndarray | None = None,
+    title: str = "",
+    warming: np.ndarray | None = None,
+    from_row: int | None = None,
+    events: Sequence[int] = (),
+) -> Figure:
+    """The score as `decades` against its threshold over time: warm-up and labelled anomalies
+    shaded, the first counted row (`from_row`) marked, anomalous records and events (rows that
+    raised one) as points. The caller saves or closes it (`plot_result` does both)."""
+    x = _date_x(times)
+    if x.ndim != 1:
+        raise ValueError(f"times must be 1-D, got shape {x.shape}")
+    s = np.asarray(score, dtype=np.float64)
+    det = np.asarray(detected).astype(bool)
+    _check_rows("score", s, x.size)
+    _check_rows("detected", det, x.size)
+    for name, rows in (("labels", labels), ("warming", warming)):
+        if rows is not None:
+            _check_rows(name, np.asarray(rows), x.size)
+    fired = np.asarray(events, dtype=np.intp)
+    if fired.size and (fired.min() < 0 or fired.max() >= x.size):
+        raise ValueError(f"events must be rows of the {x.size} times")
+
+    y = decades(s)
+    fig, ax = plt.subplots(figsize=(_WIDTH, 4.0))
+    _shade(ax, x, warming, "warm-up (no events)", color="0.6", alpha=0.2)
+    _shade_labels(ax, x, labels)
+    ax.plot(x, y, lw=0.8, color="tab:blue", label="score")  # NaN rows leave gaps, not zeros
+    top = float(np.nanmax(y)) if np.isfinite(y).any() else 0.0
+    if np.isfinite(threshold):
+        level = float(decades(threshold))
+        ax.axhline(level, color="black", ls="--", lw=1, label=f"threshold {threshold:.6g}")
+        top = max(top, level)
+    _mark_row(ax, x, from_row, f"counted from row {from_row}")
+    _points(ax, x, y, np.flatnonzero(det), s=8, color="red", label="anomalous record")
+    _points(ax, x, y, fired, s=60, marker="v", color="darkred", label="event")
+    ax.set_ylim(0.0, max(1.0, 1.08 * top))
+    _date_axis(ax)
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("−log10(1 − score)")
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    _legend(ax)
+    fig.tight_layout()
+    return fig
 
 
 def plot_result(
@@ -125,34 +236,66 @@ def plot_result(
     path: Path,
     labels: np.ndarray | None = None,
     title: str = "",
+    warming: np.ndarray | None = None,
+    from_row: int | None = None,
+    events: Sequence[int] = (),
 ) -> Path:
-    """Score against its threshold over time, alarms marked, truth shaded: one view per file."""
+    """`result_figure`, written to `path`: one view per file."""
+    fig = result_figure(times, score, threshold, detected, labels, title, warming, from_row, events)
+    return _save(fig, path)
+
+
+def training_figure(
+    times: np.ndarray,
+    stat: np.ndarray,
+    threshold: float,
+    split: int,
+    labels: np.ndarray | None = None,
+    title: str = "",
+) -> Figure:
+    """The autoencoder's error statistic over the training and the validation rows against the
+    statistic at the threshold: how much room normal data leaves. (Its score is flat there: the
+    calibration widens normal errors, so training rows sit below anything it calls rare.)"""
     x = _date_x(times)
     if x.ndim != 1:
         raise ValueError(f"times must be 1-D, got shape {x.shape}")
-    s = np.asarray(score, dtype=np.float64)
-    det = np.asarray(detected).astype(bool)
-    _check_rows("score", s, x.size)
-    _check_rows("detected", det, x.size)
+    y = np.asarray(stat, dtype=np.float64)
+    _check_rows("stat", y, x.size)
     if labels is not None:
         _check_rows("labels", np.asarray(labels), x.size)
-
     fig, ax = plt.subplots(figsize=(_WIDTH, 4.0))
     _shade_labels(ax, x, labels)
-    ax.plot(x, s, lw=0.8, color="tab:blue", label="score")  # NaN rows leave gaps, not zeros
+    ax.plot(x, y, lw=0.8, color="tab:blue", label="error statistic")
     if np.isfinite(threshold):
         ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.4g}")
-    shown = det & np.isfinite(s) & np.isfinite(x)
-    ax.scatter(x[shown], s[shown], s=8, color="red", zorder=3, label="detected")
+    _mark_row(ax, x, split, f"validation from row {split}")
+    above = np.flatnonzero(np.isfinite(y) & (y > threshold))
+    _points(ax, x, y, above, s=8, color="red", label="above threshold")
+    drawn = y[np.isfinite(y)]
+    if drawn.size and bool(np.all(drawn > 0)) and drawn.max() >= 10 * drawn.min():
+        ax.set_yscale("log")  # errors of anomalies can be decades above normal ones
     _date_axis(ax)
     ax.set_xlabel("time (UTC)")
-    ax.set_ylabel("anomaly score")
+    ax.set_ylabel("reconstruction error statistic")
     if title:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left")
+    _legend(ax)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def plot_training_result(
+    times: np.ndarray,
+    stat: np.ndarray,
+    threshold: float,
+    split: int,
+    path: Path,
+    labels: np.ndarray | None = None,
+    title: str = "",
+) -> Path:
+    """`training_figure`, written to `path` (`result.png` of a model directory)."""
+    return _save(training_figure(times, stat, threshold, split, labels, title), path)
 
 
 def plot_signal_errors(

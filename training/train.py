@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from detectors.autoencoder import OnnxAutoencoder, sequence_scores, sliding
+from detectors.autoencoder import OnnxAutoencoder, ewma, sequence_scores, sliding
 from detectors.csvdata import Table
 from detectors.model_spec import MODEL_FILE, SPEC_FILE, ModelSpec
 from training import model as nets
@@ -186,16 +186,19 @@ def _plot(
     history: dict[str, list[float]],
 ) -> None:
     plots.plot_training_loss(history, out / "training_loss.png")
-    p, per_signal = sequence_scores(served, data.values)
+    _, per_signal = sequence_scores(served, data.values)
+    spec, w = served.spec, served.spec.window
+    stat = np.full(len(data.values), np.nan)  # what the calibration turns into p; NaN: no window
+    stat[w - 1 :] = ewma(served.errors(sliding(data.values, w)).stat, spec.scoring.alpha)[0]
     labels = table.labels
-    plots.plot_result(
+    plots.plot_training_result(
         table.times,
-        1.0 - p,
-        1.0 - options.target_fap,
-        p <= options.target_fap,
+        stat,
+        spec.calibration.threshold(options.target_fap),
+        data.split,
         out / "result.png",
         labels=labels,
-        title=f"{served.label}: autoencoder score (training part ends at row {data.split})",
+        title=f"{served.label}: autoencoder error statistic, threshold at {options.target_fap:g}",
     )
     plots.plot_signal_errors(
         table.times, per_signal, list(data.signals), out / "signal_errors.png", labels=labels

@@ -14,12 +14,13 @@ import orjson
 import pytest
 
 from detectors.autoencoder import OnnxAutoencoder
-from detectors.config import ScoringConfig
+from detectors.config import ScoringConfig, SuiteOptions
 from detectors.csvdata import read_table
-from detectors.messages import event_id
+from detectors.messages import event_id, score_message
 from detectors.models import ModelBook
 from detectors.offline import culprit, events, flat_rows, score_records, scorer_for
 from detectors.records import Origin, Record
+from detectors.registry import default_suite
 from streams.codec import Limits
 from streams.metrics import Metrics
 from streams.processor import Processor
@@ -154,6 +155,50 @@ def test_flat_rows_carry_each_records_event(
             assert row["episode"] == event["episode"]["id"]
             assert row["culprit"] == event["signals"][0]["name"]
     assert np.mean([bool(row["event"]) for row in rows]) < 0.1
+
+
+def test_score_messages_are_the_processors_field_for_field(
+    records: list[Record], model_dir: Path, config: ScoringConfig, stream: Any
+) -> None:
+    """Batches of 500 offline, of 128 in the stream: the same messages, periods and bands
+    included (each says what was known at its record, issue 26)."""
+    published, _ = stream
+    placed = [replace(r, origin=Origin(TOPICS.signals, 0, i)) for i, r in enumerate(records)]
+    scored = score_records(scorer_for(OnnxAutoencoder.load(model_dir), config), placed)
+    offline = [score_message(res, config) for res in scored]
+    assert offline == published
+    found = [i for i, m in enumerate(published) if "period" in m["signals"]["c"]]
+    assert 0 < found[0] < BATCH  # found within the first batch of either: its end would show
+    assert published[0]["signals"]["a"]["expected"] is None  # no band before there is one
+
+
+def test_flat_rows_write_the_period_as_two_columns_and_null_as_empty(
+    records: list[Record],
+) -> None:
+    config = ScoringConfig(warmup=50)
+    scorer = scorer_for(None, config)
+    scored = score_records(scorer, records)
+    rows = list(flat_rows(scored, scorer))
+    msgs = [score_message(res, config) for res in scored]
+    for row, msg in zip(rows, msgs, strict=True):
+        for name, entry in msg["signals"].items():
+            period = entry.get("period")
+            assert f"{name}.period" not in row
+            assert row[f"{name}.period_length"] == (period["length"] if period else "")
+            assert row[f"{name}.period_unit"] == (period["unit"] if period else "")
+            assert row[f"{name}.expected"] == (
+                "" if entry["expected"] is None else entry["expected"]
+            )
+    assert (rows[0]["c.period_length"], rows[0]["c.expected"], rows[0]["c.upper"]) == ("", "", "")
+    assert rows[-1]["c.period_length"] == 13.0 and rows[-1]["c.period_unit"] == "samples"
+    assert all(isinstance(v, str | int | float) for row in rows for v in row.values())
+
+
+def test_without_a_rhythm_detector_there_are_no_period_columns(records: list[Record]) -> None:
+    config = ScoringConfig()
+    scorer = scorer_for(None, config, default_suite(SuiteOptions(periods=())))
+    rows = list(flat_rows(score_records(scorer, records[:50]), scorer))
+    assert not any("period" in key for key in rows[0])
 
 
 def test_culprit_is_empty_without_an_event_or_signals() -> None:

@@ -1,5 +1,6 @@
 """Plots are checked for what breaks in practice: a valid PNG comes out, NaN rows (not scored
-yet) do not crash, and mismatched shapes are refused instead of drawn misaligned."""
+yet) do not crash, and mismatched shapes are refused instead of drawn misaligned; and for what
+they show: the data drawn (scores in decades), the marks, and no legend entry for nothing."""
 
 from __future__ import annotations
 
@@ -11,8 +12,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.axes import Axes
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Polygon, Rectangle
 
-from training.plots import plot_result, plot_signal_errors, plot_training_loss
+from training.plots import (
+    FLOOR,
+    decades,
+    plot_result,
+    plot_signal_errors,
+    plot_training_loss,
+    plot_training_result,
+    result_figure,
+    training_figure,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 N = 300
@@ -154,3 +168,98 @@ def test_signal_errors_shape_mismatch(tmp_path, series):
     with pytest.raises(ValueError):
         plot_signal_errors(times, np.ones((N, 2)), ["a", "b"], tmp_path / "e.png", labels[:5])
     assert not (tmp_path / "e.png").exists()
+
+
+def legend(fig: Figure) -> dict[str, object]:
+    """Label -> handle of the figure's legend, closing the figure; every entry must show data."""
+    (ax,) = fig.axes
+    handles, names = ax.get_legend_handles_labels()
+    plt.close(fig)
+    for handle, name in zip(handles, names, strict=True):
+        if isinstance(handle, PathCollection):
+            assert len(np.asarray(handle.get_offsets())) > 0, name
+        elif isinstance(handle, Line2D):
+            assert np.isfinite(np.asarray(handle.get_ydata(), dtype=float)).any(), name
+        else:
+            assert isinstance(handle, Polygon | Rectangle), (name, handle)
+    return dict(zip(names, handles, strict=True))
+
+
+def test_decades_is_minus_log10_of_one_minus_the_score():
+    got = decades([0.0, 0.9, 0.999, 1 - 1e-9, 1.0, np.nan])
+    want = [0.0, 1.0, 3.0, 9.0, -np.log10(FLOOR), np.nan]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert float(decades(1.0)) == 15.0  # a score of exactly 1 is drawn at the floor, finite
+    rng = np.random.default_rng(3)
+    s = np.sort(rng.random(100))
+    assert np.all(np.diff(decades(s)) >= 0)  # the order of scores is kept
+
+
+def test_result_draws_the_score_in_decades_and_the_threshold_at_its_decade(series):
+    times, score, labels, detected = series
+    fig = result_figure(times, score, 0.999, detected, labels)
+    ax = fig.axes[0]
+    line, threshold = ax.get_lines()[:2]
+    np.testing.assert_array_equal(line.get_ydata(), decades(score))
+    assert np.asarray(threshold.get_ydata())[0] == pytest.approx(3.0)
+    assert ax.get_ylim()[1] >= 3.0
+    assert ax.get_ylabel() == "−log10(1 − score)"
+    names = legend(fig)
+    n = int((detected & np.isfinite(score)).sum())  # unscored rows are not drawn
+    assert set(names) == {"score", "threshold 0.999", "labelled anomaly", f"anomalous record ({n})"}
+
+
+def test_a_result_without_detections_has_no_empty_legend_entries(series):
+    times, score, _, _ = series
+    names = legend(result_figure(times, score, 0.999, np.zeros(N, dtype=bool)))
+    assert set(names) == {"score", "threshold 0.999"}
+
+
+def test_result_marks_warm_up_the_first_counted_row_and_events(series):
+    times, score, labels, detected = series
+    warming = np.arange(N) < 50
+    fired = [int(i) for i in np.flatnonzero(detected)[:3]]
+    fig = result_figure(
+        times, score, 0.999, detected, labels, warming=warming, from_row=120, events=fired
+    )
+    ax = fig.axes[0]
+    names = legend(fig)
+    assert {"warm-up (no events)", "counted from row 120", "event (3)"} <= set(names)
+    start = names["counted from row 120"]
+    assert isinstance(start, Line2D)
+    x = np.asarray(ax.get_lines()[0].get_xdata())
+    assert np.asarray(start.get_xdata())[0] == x[120]
+    marks = names["event (3)"]
+    assert isinstance(marks, PathCollection)
+    np.testing.assert_array_equal(np.asarray(marks.get_offsets())[:, 0], x[fired])
+
+
+def test_result_refuses_events_outside_its_rows(series):
+    times, score, _, detected = series
+    with pytest.raises(ValueError):
+        result_figure(times, score, 0.999, detected, events=[N])
+    assert plt.get_fignums() == []
+
+
+def test_training_plot_draws_the_error_statistic_against_its_threshold(tmp_path, series):
+    times, _, labels, _ = series
+    stat = np.random.default_rng(2).lognormal(0.0, 0.2, N)
+    stat[:9] = np.nan  # before the first full window
+    fig = training_figure(times, stat, 3.0, 240, labels, "m: autoencoder")
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), stat)
+    assert ax.get_yscale() == "linear"  # a narrow range: log ticks would say little
+    names = legend(fig)
+    assert set(names) == {
+        "error statistic",
+        "threshold 3",
+        "validation from row 240",
+        "labelled anomaly",
+    }  # nothing above the threshold: no entry for it
+    stat[200] = 30.0
+    fig = training_figure(times, stat, 3.0, 240)
+    assert fig.axes[0].get_yscale() == "log"  # an anomaly decades above the rest
+    names = legend(fig)
+    assert "above threshold (1)" in names
+    assert_png(plot_training_result(times, stat, 3.0, 240, tmp_path / "result.png", labels))
+    assert plt.get_fignums() == []

@@ -106,3 +106,14 @@ def test_a_training_that_fails_says_why(served: TestClient) -> None:
     done = wait_for(served, job.json()["id"], timeout=300)
     assert done["status"] == "FAILED"
     assert "rows" in done["error"] and "Traceback" not in done["error"]  # train's own line
+
+
+@pytest.mark.parametrize("query", ["latent=74456407643590783664128", "train_rows=10000000000000"])
+def test_an_integer_beyond_its_range_is_a_422_not_a_500(served: TestClient, query: str) -> None:
+    # found by schemathesis: a 23-digit latent reached orjson, which only encodes 64-bit ints
+    data = b"timestamp,a\n1795514400,1\n1795514401,2\n"
+    answer = served.post(
+        f"/v1/models?name=tiny&{query}", content=data, headers={"content-type": "text/csv"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")

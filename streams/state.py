@@ -32,7 +32,6 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from collections.abc import Set as AbstractSet
 from typing import Any
 
 import orjson
@@ -101,8 +100,9 @@ class SourceStates:
         """Sources whose live state is ahead of the store, and the commit floors they set."""
         self._cache: dict[str, tuple[bytes | None, SourceState]] = {}
         """Source -> (the stored snapshot it was loaded from or saved as, the live state)."""
-        self._held: set[str] = set()
-        """Sources this worker holds: loaded, or in the table of its partitions (the cap)."""
+        self.held: set[str] = set()
+        """Sources this worker holds: loaded, or in the table of its partitions (the cap; /status
+        reads it in the event loop, only this class changes it)."""
         self._full = False
         """The source cap was reached (logged once until it is not)."""
         self._seen: dict[str, float] = {}
@@ -113,11 +113,6 @@ class SourceStates:
         self._saved = clock()
         self._swept = clock()
         metrics.max_sources.set(max_sources)
-
-    @property
-    def held(self) -> AbstractSet[str]:
-        """Sources this worker holds (read-only: /status reads it in the event loop)."""
-        return self._held
 
     def live(self, source: str) -> SourceState | None:
         """A loaded source's live (maybe unsaved) state, for /status."""
@@ -134,7 +129,7 @@ class SourceStates:
         states: dict[str, SourceState] = {}
         refused: list[tuple[Record, Invalid]] = []
         turned_away: dict[str, Invalid] = {}
-        held = self._held
+        held = self.held
         for rec in records:
             source = rec.source
             if source in states:
@@ -167,7 +162,7 @@ class SourceStates:
             log.warning(
                 "this worker holds %d sources (max_sources): records of new sources go to the "
                 "dead letters (too_many_sources) until sources are evicted or move away",
-                len(self._held),
+                len(self.held),
             )
         return too_many_sources(source, self.max_sources)
 
@@ -322,11 +317,11 @@ class SourceStates:
         now = self.wall()
         for key in self.store.keys():  # noqa: SIM118 - a StateStore, not a dict
             source = key.decode()
-            self._held.add(source)
+            self.held.add(source)
             if source not in self._seen:
                 self._seen[source] = self._saved_seen(source, key, now)
-        self.metrics.sources.set(len(self._held))
-        return len(self._held)
+        self.metrics.sources.set(len(self.held))
+        return len(self.held)
 
     async def evict(self, ttl: float) -> int:
         """Forget sources without a record for `ttl` seconds: state, cache, table entry, and
@@ -360,13 +355,13 @@ class SourceStates:
         for source in gone:
             self._cache.pop(source, None)
             self._seen.pop(source, None)
-            self._held.discard(source)
+            self.held.discard(source)
         self.book.drop(gone)
         self.scorer.forget(gone)
         self.metrics.forget_sources(gone)
-        self.metrics.sources.set(len(self._held))
+        self.metrics.sources.set(len(self.held))
         self.metrics.unsaved.set(len(self.book))
-        if len(self._held) < self.max_sources:
+        if len(self.held) < self.max_sources:
             self._full = False
 
     def _saved_seen(self, source: str, key: bytes, now: float) -> float:

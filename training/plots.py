@@ -134,6 +134,18 @@ def _legend(ax: Axes) -> None:
         ax.legend(loc="upper left", fontsize="small")
 
 
+def _finish_time_plot(fig: Figure, ax: Axes, ylabel: str, title: str) -> None:
+    """Dates on x, labels, grid, a legend of what was drawn: the same for every time plot."""
+    _date_axis(ax)
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    _legend(ax)
+    fig.tight_layout()
+
+
 def _check_rows(name: str, values: npt.NDArray[np.generic], rows: int) -> None:
     if values.ndim != 1 or values.shape[0] != rows:
         raise ValueError(f"{name} must be 1-D with {rows} rows (one per time), got {values.shape}")
@@ -217,14 +229,7 @@ def result_figure(
     _points(ax, x, y, np.flatnonzero(det), s=8, color="red", label="anomalous record")
     _points(ax, x, y, fired, s=60, marker="v", color="darkred", label="event")
     ax.set_ylim(0.0, max(1.0, 1.08 * top))
-    _date_axis(ax)
-    ax.set_xlabel("time (UTC)")
-    ax.set_ylabel("−log10(1 − score)")
-    if title:
-        ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    _legend(ax)
-    fig.tight_layout()
+    _finish_time_plot(fig, ax, "−log10(1 − score)", title)
     return fig
 
 
@@ -274,14 +279,7 @@ def training_figure(
     drawn = y[np.isfinite(y)]
     if drawn.size and bool(np.all(drawn > 0)) and drawn.max() >= 10 * drawn.min():
         ax.set_yscale("log")  # errors of anomalies can be decades above normal ones
-    _date_axis(ax)
-    ax.set_xlabel("time (UTC)")
-    ax.set_ylabel("reconstruction error statistic")
-    if title:
-        ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    _legend(ax)
-    fig.tight_layout()
+    _finish_time_plot(fig, ax, "reconstruction error statistic", title)
     return fig
 
 

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,9 +120,18 @@ class Lane:
             )
         )
 
-    def read(self, topic: str, count: int, timeout: float, settle: float = 1.0) -> list[Any]:
-        """Read `topic` from the start until `count` messages (then `settle` s more) or timeout."""
-        return asyncio.run(read(self.broker.bootstrap, topic, count, timeout, settle))
+    def read(
+        self,
+        topic: str,
+        count: int,
+        timeout: float,
+        settle: float = 1.0,
+        distinct: Callable[[Any], Hashable] | None = None,
+    ) -> list[Any]:
+        """Read `topic` from the start until `count` messages (`distinct`: messages with distinct
+        keys, so replayed duplicates do not end the read early), then `settle` s more, or until
+        timeout."""
+        return asyncio.run(read(self.broker.bootstrap, topic, count, timeout, settle, distinct))
 
 
 @pytest.fixture
@@ -173,10 +182,18 @@ def from_earliest(bootstrap: str, topic: str) -> AIOKafkaConsumer:
     )
 
 
-async def read(bootstrap: str, topic: str, count: int, timeout: float, settle: float) -> list[Any]:
+async def read(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    timeout: float,
+    settle: float,
+    distinct: Callable[[Any], Hashable] | None = None,
+) -> list[Any]:
     consumer = from_earliest(bootstrap, topic)
     await consumer.start()
     out: list[Any] = []
+    keys: set[Hashable] = set()
     try:
         deadline = time.monotonic() + timeout
         settled: float | None = None
@@ -184,13 +201,21 @@ async def read(bootstrap: str, topic: str, count: int, timeout: float, settle: f
             batch = await consumer.getmany(timeout_ms=200)
             for messages in batch.values():
                 out.extend(messages)
-            if len(out) >= count:
+                if distinct is not None:
+                    keys.update(distinct(m) for m in messages)
+            if (len(out) if distinct is None else len(keys)) >= count:
                 settled = settled or time.monotonic() + settle
                 if time.monotonic() >= settled:
                     break
     finally:
         await consumer.stop()
     return out
+
+
+def input_of(message: Any) -> tuple[int, int, int]:
+    """A score message's input position: replays of one record share it."""
+    where = orjson.loads(message.value)["input"]
+    return (where["partition"], where["offset"], where.get("index", 0))
 
 
 def record(source: str, i: int, signals: dict[str, float | None]) -> dict[str, Any]:

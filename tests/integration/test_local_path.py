@@ -18,23 +18,12 @@ import pytest
 
 from harness.brokers import free_port
 from harness.workerproc import WorkerProcess, status_json
+from tests.anomstream.test_cli import anomstream
 from tests.integration.conftest import Lane, dumps, record
 
 pytestmark = pytest.mark.integration
 
 REFUSAL = "refuses idempotent producers"
-
-
-def anomstream(
-    *args: str, env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [sys.executable, "-m", "anomstream", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def user_env(run: Lane, **extra: str) -> dict[str, str]:

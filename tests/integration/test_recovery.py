@@ -20,7 +20,7 @@ import pytest
 from detectors.engine import Scorer, ScoringConfig
 from detectors.records import Record
 from detectors.timestamps import parse_ts
-from tests.integration.conftest import dumps
+from tests.integration.conftest import dumps, input_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
@@ -107,7 +107,13 @@ def test_state_survives_sigterm_and_sigkill_exactly(lane, broker_kind, request) 
     w3 = run.worker("w3", ready_timeout=ready)
     timings["restart after SIGKILL (s)"] = time.monotonic() - t
     run.produce(messages[a + b :])
-    scores = run.read(s.kafka.topic_scores, len(records), timeout=240, settle=SETTLE_AFTER_RESTARTS)
+    scores = run.read(
+        s.kafka.topic_scores,
+        len(records),
+        timeout=240,
+        settle=SETTLE_AFTER_RESTARTS,
+        distinct=input_of,
+    )
     w3.stop()
 
     expected = reference(records, warmup=100)

@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.integration.conftest import dumps
+from tests.integration.conftest import dumps, input_of
 from tests.integration.test_recovery import (
     SETTLE_AFTER_RESTARTS,
     TANSU_DEFECT,
@@ -49,10 +49,7 @@ def scores_by_input(
     for m in scores:
         msg = orjson.loads(m.value)
         decoded.append(msg)
-        where = msg["input"]
-        by_input.setdefault(
-            (where["partition"], where["offset"], where.get("index", 0)), []
-        ).append(msg["score"])
+        by_input.setdefault(input_of(m), []).append(msg["score"])
     return by_input, decoded
 
 
@@ -82,7 +79,13 @@ def test_three_sigkills_while_records_stream_in_lose_nothing(lane, broker_kind) 
         kills.append(seen)
         worker = run.worker(f"w{k + 1}", ready_timeout=ready)
     producer.join(timeout=120)
-    scores = run.read(s.kafka.topic_scores, len(records), timeout=240, settle=SETTLE_AFTER_RESTARTS)
+    scores = run.read(
+        s.kafka.topic_scores,
+        len(records),
+        timeout=240,
+        settle=SETTLE_AFTER_RESTARTS,
+        distinct=input_of,
+    )
     worker.stop()
     by_input, decoded = scores_by_input(scores)
     # every input (partition, offset) has a score, and replays repeat the very same score
@@ -120,7 +123,13 @@ def test_a_surviving_worker_takes_over_a_dead_ones_partitions(lane, broker_kind)
     assert all(v and v > 0 for v in owned.values()), f"both workers own partitions: {owned}"
     b.kill()
     run.produce(messages[6_000:])
-    scores = run.read(s.kafka.topic_scores, len(records), timeout=240, settle=SETTLE_AFTER_RESTARTS)
+    scores = run.read(
+        s.kafka.topic_scores,
+        len(records),
+        timeout=240,
+        settle=SETTLE_AFTER_RESTARTS,
+        distinct=input_of,
+    )
     by_input, decoded = scores_by_input(scores)
     assert len(by_input) == len(records), f"{len(records) - len(by_input)} records never scored"
     expected = reference(records, warmup=100)

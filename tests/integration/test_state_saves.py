@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.integration.conftest import dumps
+from tests.integration.conftest import dumps, input_of
 from tests.integration.test_recovery import SETTLE_AFTER_RESTARTS, reference
 from tests.integration.test_reliability import needs_real_recovery, stream_in
 
@@ -75,7 +75,9 @@ def test_deferred_saves_lose_nothing_and_replay_identically_after_a_sigkill(
     w1.kill()
     w2 = run.worker("w2", ready_timeout=ready)
     producer.join(timeout=120)
-    scores = run.read(s.topic_scores, len(records), timeout=240, settle=SETTLE_AFTER_RESTARTS)
+    scores = run.read(
+        s.topic_scores, len(records), timeout=240, settle=SETTLE_AFTER_RESTARTS, distinct=input_of
+    )
     events = run.read(s.topic_anomalies, 0, timeout=5.0, settle=2.0)
     w2.stop()
 

@@ -20,11 +20,20 @@ from anomstream.cli_status import status
 from anomstream.csv_options import csv_options
 from detectors.csvdata import CsvError
 from detectors.model_spec import ModelError
+from detectors.rules import RuleError
 from harness.brokers import BrokerError
 from streams.settings import SettingsError, stray_variables
 from streams.topics import BrokerUnavailable
 
-USER_ERRORS = (SettingsError, BrokerUnavailable, CsvError, BrokerError, ModelError, OSError)
+USER_ERRORS = (
+    SettingsError,
+    BrokerUnavailable,
+    CsvError,
+    BrokerError,
+    ModelError,
+    RuleError,
+    OSError,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

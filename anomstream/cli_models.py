@@ -169,8 +169,7 @@ def train_out_problem(out: Path, force: bool) -> str | None:
 
 
 def _refuse_existing(force: bool, *paths: Path | None) -> None:
-    """Outputs the user already has are not overwritten without --force (checked before the
-    slow imports and the scoring)."""
+    """Outputs the user has are not overwritten without --force (checked before the scoring)."""
     for path in paths:
         if path is not None and path.exists() and not force:
             raise click.ClickException(f"{path} exists: add --force to overwrite it")
@@ -323,6 +322,7 @@ def event_line(figures: dict[str, Any]) -> str:
 )
 @click.option("--force", is_flag=True, help="overwrite --out and the events file if they exist")
 @click.option("--target-fap", type=FAP_RANGE, help="false-alarm probability (default: the model's)")
+@click.option("--rules", type=click.Path(path_type=Path), help="validation rules (docs/rules.md)")
 def detect(
     model: Path,
     data: Path,
@@ -331,6 +331,7 @@ def detect(
     target_fap: float | None,
     drop_model: bool,
     force: bool,
+    rules: Path | None,
     **reading: Any,
 ) -> None:
     """Score a CSV offline with the stream's code path (suite + autoencoder + fusion), and
@@ -344,11 +345,12 @@ def detect(
     """
     from detectors.messages import score_message
     from detectors.offline import events, flat_rows, score_records, scorer_for
+    from detectors.rules import RuleBook
 
     events_out = _events_path(out, events_out)
     _refuse_existing(force, out, events_out)
     served, table, config = _model_and_data(model, data, target_fap, reading, drop_model)
-    scorer = scorer_for(served, config)
+    scorer = scorer_for(served, config, rules=None if rules is None else RuleBook.from_file(rules))
     scored = score_records(scorer, table.records())
     found = events(scored, config)  # the processor's: same function, same arguments
     out.parent.mkdir(parents=True, exist_ok=True)

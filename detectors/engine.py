@@ -47,6 +47,8 @@ from detectors.protocol import Detector
 from detectors.records import Invalid, Record
 from detectors.registry import default_suite
 from detectors.results import Scored
+from detectors.rules import RuleBook
+from detectors.rules_alerts import judge
 from detectors.source_state import SourceState
 from detectors.steps import Selection, SuitePlan, run_steps, signal_matches
 
@@ -82,9 +84,12 @@ class Scorer:
         config: ScoringConfig,
         suite: Sequence[Detector] | None = None,
         models: ModelBook | None = None,
+        rules: RuleBook | None = None,
     ) -> None:
         self.config = config
         self.models = models
+        self.rules = rules if rules is not None and len(rules) else None
+        """Validation rules judged on every record (`detectors.rules_alerts`)."""
         self.suite = list(suite) if suite is not None else default_suite()
         self.plan = SuitePlan.of(self.suite)
         """What the suite's detectors declare they can do, read once."""
@@ -207,3 +212,5 @@ class Scorer:
                 verdicts,
                 explained[j],
             )
+        if self.rules is not None:
+            judge(self.rules, groups, records, results)

@@ -88,9 +88,11 @@ def score_message(
         "model": scored.model or model,
         "detectors": detectors,
         "signals": signals,
-        "check_failures": [],
+        "check_failures": scored.check_failures,
         "warming_up": scored.warming_up,
     }
+    if scored.check_unknown:
+        msg["check_unknown"] = scored.check_unknown
     provenance = _provenance(scored)
     if provenance is not None:
         msg["input"] = provenance
@@ -134,7 +136,10 @@ def contributions(
 def anomaly_event(
     scored: Scored, config: ScoringConfig, model: str | None = None
 ) -> dict[str, Any]:
-    """The event for a record whose score crossed the threshold."""
+    """The event for a record whose score crossed the threshold (its failing rules listed), or
+    else the rule event of a record where a rule started failing (`rule_event`)."""
+    if not scored.score_alert and scored.rule_alert:
+        return rule_event(scored, config, model)
     rec = scored.record
     model_made_it = by_model(scored)
     ranked = contributions(scored.signals, model_made_it)[:MAX_EVENT_SIGNALS]
@@ -166,7 +171,44 @@ def anomaly_event(
             for s, share in ranked
         ],
         "detectors": fired,
-        "check_failures": [],
+        "check_failures": scored.check_failures,
+        "model": scored.model or model,
+    }
+    provenance = _provenance(scored)
+    if provenance is not None:
+        event["input"] = provenance
+    _flags(scored, event)
+    return event
+
+
+def rule_event(scored: Scored, config: ScoringConfig, model: str | None = None) -> dict[str, Any]:
+    """The event for a record on which rules (`Scored.rule_alert`) started failing: `kind`
+    rule, the rules' highest severity, the id hashed over the rules' names too (another rule
+    starting on the same record is another event), the record's signals as a score event ranks
+    them, no episode (rule runs are not episodes) and no detectors."""
+    rec = scored.record
+    ranked = contributions(scored.signals, by_model(scored))[:MAX_EVENT_SIGNALS]
+    event: dict[str, Any] = {
+        "id": event_id(rec.source, rec.ts_text, "rule:" + ",".join(scored.rule_alert), rec.origin),
+        "source": rec.source,
+        "ts": rec.ts_text,
+        "kind": "rule",
+        "severity": scored.rule_severity,
+        "score": scored.score,
+        "episode": None,
+        "signals": [
+            {
+                "name": s.name,
+                "value": s.value,
+                "expected": s.expected,
+                "score": s.score,
+                "contribution": share,
+                **({"new": True} if s.new else {}),
+            }
+            for s, share in ranked
+        ],
+        "detectors": [],
+        "check_failures": scored.check_failures,
         "model": scored.model or model,
     }
     provenance = _provenance(scored)

@@ -16,19 +16,24 @@ from detectors.models import ModelBook
 from detectors.protocol import Detector
 from detectors.records import Record
 from detectors.results import Scored
+from detectors.rules import RuleBook
 from detectors.source_state import SourceState
 
 BATCH = 500
 
 
 def scorer_for(
-    model: OnnxAutoencoder | None, config: ScoringConfig, suite: Sequence[Detector] | None = None
+    model: OnnxAutoencoder | None,
+    config: ScoringConfig,
+    suite: Sequence[Detector] | None = None,
+    rules: RuleBook | None = None,
 ) -> Scorer:
-    """The stream's scorer (`suite`: default, the stream's) with `model` serving every source."""
+    """The stream's scorer (`suite`: default, the stream's) with `model` serving every source,
+    and `rules` judging every record."""
     if model is None:
-        return Scorer(config, suite)
+        return Scorer(config, suite, rules=rules)
     every = model.with_spec(replace(model.spec, sources=("*",)))
-    return Scorer(config, suite, models=ModelBook(None, [every]))
+    return Scorer(config, suite, models=ModelBook(None, [every]), rules=rules)
 
 
 def score_records(
@@ -66,9 +71,10 @@ def flat_rows(
     """Score messages flattened to one CSV row each, with the record's event (`found`: the
     `events` of `scored`, computed when not given): `event` (its id), `severity`, `culprit`
     (its first signal by contribution) empty where it raised none, `episode` the id of an
-    anomalous record's episode; then `signal.field` columns per signal, empty where the message
-    has null, its `period` as `signal.period_length` and `signal.period_unit` (scalars a
-    spreadsheet reads; empty while the signal has no rhythm) when the suite finds rhythms."""
+    anomalous record's episode; with rules, `check_failures` and `check_unknown` (names, space
+    separated); then `signal.field` columns per signal, empty where the message has null, its
+    `period` as `signal.period_length` and `signal.period_unit` (scalars a spreadsheet reads;
+    empty while the signal has no rhythm) when the suite finds rhythms."""
     found = events(scored, scorer.config) if found is None else found
     rhythmic = scorer.plan.rhythm >= 0
     for i, res in enumerate(scored):
@@ -88,6 +94,9 @@ def flat_rows(
             "episode": res.episode["id"] if res.is_anomaly and res.episode else "",
             "culprit": culprit(event),
         }
+        if scorer.rules is not None:  # the rules' verdicts, names space-separated
+            row["check_failures"] = " ".join(res.check_failures)
+            row["check_unknown"] = " ".join(res.check_unknown)
         for name, entry in msg["signals"].items():
             for key, value in entry.items():
                 if key != "period":

@@ -170,6 +170,14 @@ class Scored:
     """Label of the autoencoder serving this source."""
     model_p: float | None = None
     """The autoencoder's tail probability (None before its window is full)."""
+    check_failures: list[str] = field(default_factory=list)
+    """Validation rules the record fails (`detectors.rules`)."""
+    check_unknown: list[str] = field(default_factory=list)
+    """Rules that could not judge it: a signal they read is missing."""
+    rule_alert: list[str] = field(default_factory=list)
+    """Rules failing here that did not fail on the source's previous record: a rule event."""
+    rule_severity: str = "medium"
+    """The highest severity among `rule_alert`'s rules."""
 
     @property
     def signals(self) -> list[SignalResult]:
@@ -177,6 +185,11 @@ class Scored:
         return self.rows.results()
 
     @property
-    def alert(self) -> bool:
+    def score_alert(self) -> bool:
         """An anomaly worth an event: a new one or a worse one, not its 50th repeat."""
         return self.alertable and self.escalated
+
+    @property
+    def alert(self) -> bool:
+        """Worth an event: a score alert, or a rule that starts failing (`rule_alert`)."""
+        return (self.alertable and self.escalated) or bool(self.rule_alert)

@@ -88,6 +88,8 @@ class SourceState:
     """The autoencoder's ring buffer, when a model serves this source."""
     modes: ModeMemory | None = None
     """The operating modes it has shown (`detectors.modes`)."""
+    failing: list[str] = field(default_factory=list)
+    """Validation rules its last judged record failed: a rule event only when one starts."""
     index: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +157,7 @@ class SourceState:
             "calibrations": {d.kind: snap for d, snap in zip(suite, snaps[n:], strict=True)},
             "window": None if self.window is None else self.window.to_json(),
             "modes": None if self.modes is None else self.modes.to_json(),
+            "failing": self.failing,
         }
 
     @classmethod
@@ -234,6 +237,7 @@ class SourceState:
             alert_age=int(alert[1]),
             window=None if window is None else WindowState.from_json(window),
             modes=_modes(data.get("modes"), n),
+            failing=[str(name) for name in data.get("failing") or ()],
         )
 
 

@@ -107,7 +107,15 @@ class Processor:
             ),
             dead=(letter.error.reason for letter in dead),
             replayed=report.replayed,
-            events=(("score", severity(r.p, cfg.target_fap)) for r in scored if r.alert),
+            events=(
+                (
+                    ("score", severity(r.p, cfg.target_fap))
+                    if r.score_alert
+                    else ("rule", r.rule_severity)
+                )
+                for r in scored
+                if r.alert
+            ),
             appended=(m.timestamp for m in messages if m.timestamp is not None),
             now=time.time(),
             seconds=time.perf_counter() - started,

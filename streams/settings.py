@@ -261,6 +261,7 @@ class ServingSettings(_Group):
         default_factory=list, description="sources that get per-source metric series"
     )
     log_level: str = "info"
+    rules_file: Path | None = Field(None, description="validation rules (docs/rules.md)")
 
     _lists = field_validator("metrics_sources", mode="before")(_split)
 

@@ -11,6 +11,7 @@ from typing import IO
 
 import faust
 
+from detectors.rules import load_rules
 from streams.app import build_app
 from streams.clients import settle_idempotence
 from streams.metrics import Metrics
@@ -29,6 +30,8 @@ def run_worker(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     held = lock_data_dir(settings.state.data_dir)  # noqa: F841 - held until the process ends
+    if settings.serving.rules_file is not None:
+        load_rules(settings.serving.rules_file)  # a bad rule stops here, in one line
     # Faust runs on the loop current at construction time: create it, then reuse it for setup.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

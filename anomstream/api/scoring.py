@@ -21,6 +21,7 @@ from detectors.models import ModelBook
 from detectors.offline import events, flat_rows, score_records, scorer_for
 from detectors.records import Record
 from detectors.results import Scored
+from detectors.rules import RuleBook
 from detectors.source_state import SourceState
 
 CHUNK = 5000
@@ -42,12 +43,16 @@ def choose_config(
 
 
 def build_scorer(
-    served: OnnxAutoencoder | None, book: ModelBook | None, config: ScoringConfig
+    served: OnnxAutoencoder | None,
+    book: ModelBook | None,
+    config: ScoringConfig,
+    rules: RuleBook | None = None,
 ) -> Scorer:
-    """`detect`'s scorer for a named model; the worker's routing (`book`) otherwise."""
+    """`detect`'s scorer for a named model; the worker's routing (`book`) otherwise; `rules`:
+    the server's validation rules."""
     if served is not None:
-        return scorer_for(served, config)
-    return Scorer(config, None, models=book)
+        return scorer_for(served, config, rules=rules)
+    return Scorer(config, None, models=book, rules=rules)
 
 
 @dataclass(slots=True)
@@ -116,13 +121,15 @@ def detect(
     book: ModelBook | None,
     config: ScoringConfig,
     progress: Callable[[int], None] | None = None,
+    rules: RuleBook | None = None,
 ) -> Detection:
     """Score `records` from fresh states and raise their events, as `anomstream detect` does.
 
     `progress` (jobs) hears the records done after each chunk of `CHUNK`, and may raise to
     stop; chunks share the states, and scores do not depend on how records are cut into
-    batches (detectors.engine), so the results are those of one call."""
-    scorer = build_scorer(served, book, config)
+    batches (detectors.engine), so the results are those of one call. `rules` fill
+    `check_failures` and raise rule events, as in the worker."""
+    scorer = build_scorer(served, book, config, rules)
     if progress is None:
         scored = score_records(scorer, records)
     else:

@@ -338,3 +338,39 @@ def test_train_replaces_a_model_directory_as_a_retrain(model_dir: Path) -> None:
     assert train_out_problem(model_dir.parent, force=False) is not None  # the models dir itself
     assert train_out_problem(model_dir.parent, force=True) is None
     assert train_out_problem(model_dir / "model.json", force=True) is not None  # a file
+
+
+def test_detect_with_rules_fills_check_failures_and_raises_rule_events(
+    model_dir: Path, broken: Path, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rules]]\nname = "a_high"\nexpr = "a < 1"\nseverity = "high"\n')
+    out = tmp_path / "scores.jsonl"
+    args = ("detect", str(model_dir), str(broken), "--out", str(out), "--rules", str(rules))
+    done = anomstream(*args)
+    assert done.returncode == 0, done.stderr
+    messages = read_jsonl(out)
+    values = [row[1] for row in csv.reader(broken.read_text().splitlines()[1:])]
+    assert [m["check_failures"] == ["a_high"] for m in messages] == [float(v) >= 1 for v in values]
+    assert any(m["check_failures"] for m in messages)
+    written = read_jsonl(tmp_path / "scores.events.jsonl")
+    rule_events = [e for e in written if e["kind"] == "rule"]
+    runs = sum(
+        1
+        for i, m in enumerate(messages)
+        if m["check_failures"] and (i == 0 or not messages[i - 1]["check_failures"])
+    )
+    score_events_failing = [e for e in written if e["kind"] == "score" and e["check_failures"]]
+    assert rule_events and len(rule_events) + len(score_events_failing) >= runs
+    assert len(rule_events) <= runs
+    for event in rule_events:
+        check("event", event)
+        assert event["severity"] == "high" and event["check_failures"] == ["a_high"]
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[rules]]\nname = "oops"\nexpr = "a <"\n')
+    done = anomstream(*args[:-1], str(bad), "--force")
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("anomstream: error: ") and "oops" in lines[-1], done.stderr
+    assert "Traceback" not in done.stderr

@@ -138,6 +138,13 @@ def broker(port: int, kind: str, workdir: Path) -> None:
 )
 @csv_options(labels=False)
 @click.option("--limit", type=click.IntRange(0), help="stop after this many records")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "influx", "telegraf-json"]),
+    help="message format (default: ANOMSTREAM_INPUT_FORMAT, json); influx and telegraf-json "
+    "map sources by ANOMSTREAM_INFLUX_SOURCE_TAGS, and skip records with every value missing",
+)
 def replay(
     config: Path | None,
     broker: str | None,
@@ -145,6 +152,7 @@ def replay(
     rate: float,
     source: str,
     limit: int | None,
+    fmt: str | None,
     **reading: Any,
 ) -> None:
     """Produce a CSV file into the signals topic at --rate records/s, read as detect reads it.
@@ -153,13 +161,14 @@ def replay(
     Examples:
       anomstream replay data.csv --rate 200 --broker kafka://broker1:9092
       anomstream replay labelled.csv --ignore anomaly,culprit --rate 0 --limit 1000
+      anomstream replay data.csv --format influx     # as Telegraf's Kafka output writes
     """
     from anomstream.csv_options import load_csv
     from anomstream.replay import replay as run
 
     records = load_csv(csv_file, default_source=source, **reading).records()
     settings = settings_from(config, broker)
-    sent = asyncio.run(run(settings, records, rate, limit))
+    sent = asyncio.run(run(settings, records, rate, limit, fmt or settings.input.input_format))
     click.echo(f"produced {sent} records to {settings.kafka.topic_signals}")
 
 

@@ -21,6 +21,7 @@ from anomstream.csv_options import csv_options, load_csv, names, warn
 from detectors.config import TARGET_FAP, ScoringConfig
 from detectors.csvdata import Table
 from detectors.model_spec import ModelError
+from detectors.rules import RuleBook
 
 
 @click.command()
@@ -237,6 +238,7 @@ def _fits(served: Any, table: Table, data: Path, drop_model: bool | None) -> boo
 )
 @click.option("--force", is_flag=True, help="overwrite the report in an existing --out")
 @click.option("--target-fap", type=FAP_RANGE, help="false-alarm probability (default: the model's)")
+@click.option("--rules", type=click.Path(path_type=Path), help="also judge validation rules")
 def evaluate(
     model: Path,
     data: Path,
@@ -244,6 +246,7 @@ def evaluate(
     from_row: int,
     target_fap: float | None,
     force: bool,
+    rules: Path | None,
     **reading: Any,
 ) -> None:
     """Score a labelled CSV like the stream would; write metrics.json and plots (into
@@ -253,48 +256,28 @@ def evaluate(
     Examples:
       anomstream evaluate models/pumps labelled.csv --label-col anomaly --culprit-col culprit
       anomstream evaluate models/pumps labelled.csv --from-row 5000 --out eval-5000
+      anomstream evaluate models/pumps labelled.csv --rules rules.toml   # + each rule's figures
     """
     if out is not None and out.exists() and not out.is_dir():
         raise click.ClickException(f"--out {out} is a file: evaluate writes a directory there")
     _refuse_existing(force, None if out is None else out / "metrics.json")
     try:
         from training.evaluate import evaluate as run
+        from training.evaluate_summary import summary_lines
     except ImportError as exc:
         raise click.ClickException(
             f"evaluate draws plots with matplotlib ({exc.name} is missing): "
             "pip install 'anomstream[train]'"
         ) from None
 
+    book = None if rules is None else RuleBook.from_file(rules)
     served, table, config = _model_and_data(model, data, target_fap, reading)
     try:
-        result = run(table, served, config, out or model / "evaluation", from_row)
+        result = run(table, served, config, out or model / "evaluation", from_row, book)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    fused, alone = result.report["fused"], result.report["autoencoder"]
-    click.echo(
-        f"{served.label} on {data.name}: F1 {fused['f1']:.3f}  FAR {100 * fused['far']:.2f} %  "
-        f"MAR {100 * fused['mar']:.2f} %  (autoencoder alone: F1 {alone['f1']:.3f}, "
-        f"FAR {100 * alone['far']:.2f} %)  -> {out or model / 'evaluation'}/metrics.json"
-    )
-    click.echo(event_line(result.report["events"]))
-
-
-def event_line(figures: dict[str, Any]) -> str:
-    """`metrics.event_report` in one line: pages are what an operator sees."""
-
-    def num(value: float | None, unit: str) -> str:
-        return "-" if value is None else f"{value:.1f}{unit}"
-
-    line = (
-        f"{figures['events']} events ({figures['false_events']} false, "
-        f"{num(figures['false_per_10k_normal'], '')} per 10k normal rows); "
-        f"runs caught {figures['runs_caught']}/{figures['runs']}, first event after "
-        f"{num(figures['delay_rows_mean'], ' rows')} / {num(figures['delay_seconds_mean'], ' s')}"
-        f" on average (median {num(figures['delay_rows_median'], ' rows')})"
-    )
-    if "culprit_share" in figures:
-        line += f"; culprit right {figures['culprit_right']}/{figures['culprit_runs']}"
-    return line
+    for line in summary_lines(result.report, served.label, data.name, out or model / "evaluation"):
+        click.echo(line)
 
 
 @click.command()
@@ -345,7 +328,6 @@ def detect(
     """
     from detectors.messages import score_message
     from detectors.offline import events, flat_rows, score_records, scorer_for
-    from detectors.rules import RuleBook
 
     events_out = _events_path(out, events_out)
     _refuse_existing(force, out, events_out)

@@ -10,29 +10,34 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-import orjson
-
 from detectors.records import Record
 from streams.clients import start_producer
+from streams.formats.writers import write
 from streams.settings import Settings
 
 
 async def replay(
-    settings: Settings, records: Sequence[Record], rate: float, limit: int | None = None
+    settings: Settings,
+    records: Sequence[Record],
+    rate: float,
+    limit: int | None = None,
+    format: str = "json",
 ) -> int:
-    """Produce every record keyed by its source; `rate` <= 0 = as fast as possible."""
+    """Produce every record keyed by its source, one message each in `format` (a record the
+    format cannot carry is skipped); `rate` <= 0 = as fast as possible."""
     chosen = records if limit is None else records[: max(limit, 0)]
     producer = await start_producer(settings)
     sent = 0
     pending = []
     started = time.monotonic()
+    options = settings.input.options()
     try:
         for record in chosen:
-            message = {"source": record.source, "ts": record.ts_text, "signals": record.signals}
+            value = write(record, format, options)
+            if value is None:
+                continue
             pending.append(
-                await producer.send(
-                    settings.kafka.topic_signals, orjson.dumps(message), key=record.source.encode()
-                )
+                await producer.send(settings.kafka.topic_signals, value, key=record.source.encode())
             )
             sent += 1
             if rate > 0:

@@ -4,7 +4,9 @@ A micro-batch of `--records` records (10 sources) x 8 signals (2 % missing) is j
 and 20 rules of typical shape (bands, chained ranges, ratios, functions, `hour`), through
 `RuleBook.evaluate` (records of several sources, and of one source), then with the per-record
 `check_failures` lists made (`Verdicts.failures`), then from decoded `Record`s (the columns
-gathered too, as the scorer will). Compiling is once per rule at start-up; printed for scale.
+gathered too). Then the scorer's own step, `rules_alerts.judge` with its failing runs and the
+results' lists: from the records (`judge/rec`), and from the batch layout the scorer already
+holds (`judge`, the hot path). Compiling is once per rule at start-up; printed for scale.
 
 Usage: `python -m bench.rules [--records 100] [--rules 1,5,20] [--repeat 2000]`.
 """
@@ -18,8 +20,13 @@ from functools import partial
 
 import numpy as np
 
+from detectors.batch import group_batch, lay_out
 from detectors.records import Record
+from detectors.registry import default_suite
+from detectors.results import Scored
 from detectors.rules import RuleBook, parse_rules
+from detectors.rules_alerts import judge
+from detectors.source_state import SourceState
 
 SIGNALS = ("s0", "s1", "s2", "s3", "s4", "s5", "s6", "flow rate")
 SHAPES = (
@@ -78,10 +85,14 @@ def main() -> None:
         for i in range(args.records)
     ]
     n = args.records
+    suite = default_suite()
+    states: dict[str, SourceState] = {}
+    groups = group_batch(records, states, suite, lambda: SourceState.new(suite)).groups
+    layout = lay_out(groups, records)
+    results = [Scored.__new__(Scored) for _ in records]  # judge only sets its fields
     print(f"{n} records x {len(SIGNALS)} signals; µs per record per rule (best of 5)")
-    print(
-        f"{'rules':>5} {'sources':>9} {'1 source':>9} {'+lists':>9} {'records':>9} {'compile':>11}"
-    )
+    heads = ("sources", "1 source", "+lists", "records", "judge/rec", "judge")
+    print(f"{'rules':>5} " + " ".join(f"{h:>9}" for h in heads) + f" {'compile':>11}")
     for count in (int(c) for c in args.rules.split(",")):
         items = rule_items(count)
         compile_s = per_call(partial(parse_rules, items), max(1, args.repeat // 20))
@@ -99,6 +110,8 @@ def main() -> None:
             per_call(partial(book.evaluate, columns, ts, "pump-1"), args.repeat),
             per_call(lists, args.repeat),
             per_call(from_records, args.repeat),
+            per_call(partial(judge, book, groups, records, results), args.repeat),
+            per_call(partial(judge, book, groups, records, results, layout), args.repeat),
         ]
         cells = " ".join(f"{1e6 * t / n / count:9.3f}" for t in timings)
         print(f"{count:5d} {cells} {1e6 * compile_s / count:8.1f} µs")

@@ -213,4 +213,4 @@ class Scorer:
                 explained[j],
             )
         if self.rules is not None:
-            judge(self.rules, groups, records, results)
+            judge(self.rules, groups, records, results, layout)

@@ -10,8 +10,11 @@ offline files, keep source, time and kind.)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from hashlib import blake2b
-from typing import Any
+from typing import Any, Literal, get_args
+
+import orjson
 
 from detectors.alerting import origin_text
 from detectors.config import ScoringConfig
@@ -21,6 +24,9 @@ from detectors.results import Scored, SignalResult
 
 MAX_EVENT_SIGNALS = 10
 AUTOENCODER = "autoencoder"
+ScoreMode = Literal["full", "compact", "anomalous", "off"]
+"""Which score messages a stream publishes (setting `scores`, docs/messages.md)."""
+SCORE_MODES: tuple[str, ...] = get_args(ScoreMode)
 
 
 def _provenance(scored: Scored) -> dict[str, Any] | None:
@@ -98,6 +104,52 @@ def score_message(
         msg["input"] = provenance
     _flags(scored, msg)
     return msg
+
+
+def score_bytes(
+    scored: Sequence[Scored], config: ScoringConfig, model: str | None = None
+) -> list[tuple[bytes, bytes]]:
+    """A batch's score messages as (key, JSON) pairs, as `score_message` builds them.
+
+    A dict per record and one `orjson.dumps` each is the cheapest measured: the same bytes
+    assembled per batch from each step's column texts took 12.4 µs per record against 8.1
+    (8 signals, `bench.hotpath` workload): Python's joins cost more than orjson's C."""
+    dumps = orjson.dumps
+    return [
+        (res.record.source.encode(), dumps(score_message(res, config, model))) for res in scored
+    ]
+
+
+def compact_score_message(scored: Scored, config: ScoringConfig) -> dict[str, Any]:
+    """The score message without values, bands, detectors, model, rules and flags, for users
+    who size their topics by it (`scores` = compact: ~1/3 of the bytes at 8 signals); per
+    signal only its score."""
+    rows = scored.rows
+    p = rows.table.p[rows.t]
+    rec = scored.record
+    msg: dict[str, Any] = {
+        "source": rec.source,
+        "ts": rec.ts_text,
+        "score": scored.score,
+        "is_anomaly": scored.is_anomaly,
+        "threshold": config.threshold,
+        "signals": {name: {"score": 1.0 - p[c]} for name, _, c in rows},
+        "warming_up": scored.warming_up,
+    }
+    provenance = _provenance(scored)
+    if provenance is not None:
+        msg["input"] = provenance
+    return msg
+
+
+def compact_score_bytes(
+    scored: Sequence[Scored], config: ScoringConfig
+) -> list[tuple[bytes, bytes]]:
+    """A batch's compact score messages as (key, JSON) pairs."""
+    dumps = orjson.dumps
+    return [
+        (res.record.source.encode(), dumps(compact_score_message(res, config))) for res in scored
+    ]
 
 
 def event_id(source: str, ts_text: str, kind: str, origin: Origin | None = None) -> str:

@@ -207,16 +207,25 @@ class RuleBook:
         return chosen
 
     def evaluate(
-        self, signals: Mapping[str, np.ndarray], ts: np.ndarray, sources: str | Sequence[str]
+        self,
+        signals: Mapping[str, np.ndarray],
+        ts: np.ndarray,
+        sources: str | Sequence[str],
+        counts: Sequence[int] | None = None,
     ) -> Verdicts:
         """Verdicts of every rule on a batch: `signals` maps names to (n,) float64 columns (NaN
         or absent = missing), `ts` is (n,) epoch seconds, `sources` the records' sources (or
-        one for all)."""
+        one for all). With `counts`, `sources` are runs: the first `counts[0]` records are of
+        `sources[0]`, and so on (the scorer's layout, source by source)."""
         inputs = Inputs(signals, ts, self.clock)
         n, k = inputs.n, len(self.rules)
         every: np.ndarray = np.ones(k, dtype=bool)  # rows where the rule applies to every record
         if isinstance(sources, str):
             applies = np.repeat(self.serving(sources)[:, None], n, axis=1)
+        elif counts is not None:
+            table = np.array([self.serving(s) for s in sources], dtype=bool).reshape(-1, k)
+            applies = np.repeat(table.T, np.asarray(counts, dtype=np.intp), axis=1)
+            every = np.asarray(table.all(axis=0))
         else:
             index: dict[str, int] = {}
             inverse = [index.setdefault(s, len(index)) for s in sources]

@@ -26,6 +26,7 @@ from mode import Service
 from detectors.models import ModelBook
 from streams.continuity import GapGuard, KafkaOffsets
 from streams.faust_compat import FaustAcker, TableStore, batches, save_while_draining
+from streams.formats import decoder_for
 from streams.metrics import Metrics
 from streams.processor import Processor
 from streams.scoring import build_scorer
@@ -225,6 +226,8 @@ def build_app(
         settings.limits.limits(),
         metrics,
         max_batch_records=settings.kafka.max_batch_records,
+        decoder=decoder_for(settings.input.input_format, settings.input.options()),
+        scores=settings.scoring.scores,
     )
     metrics.threshold.set(settings.scoring.threshold)
     status = StatusReporter(settings, states, models, metrics, notes)

@@ -53,7 +53,7 @@ def to_record(obj: Any, origin: Origin | None, limits: Limits, now: float | None
     """Validate one decoded record (the schema's `$defs/record`); `now` (epoch seconds, the
     worker's clock) bounds its `ts` by `limits.max_future`."""
     if type(obj) is not dict:
-        raise Invalid("not_record", f"a record must be a JSON object, got {_json_type(obj)}")
+        raise Invalid("not_record", f"a record must be a JSON object, got {json_type(obj)}")
     source = obj.get("source")
     if source is None:
         raise Invalid("missing_source", "record has no source")
@@ -72,7 +72,7 @@ def to_record(obj: Any, origin: Origin | None, limits: Limits, now: float | None
     if signals is None:
         raise Invalid("missing_signals", "record has no signals")
     if type(signals) is not dict:
-        raise Invalid("bad_signals", f"signals must be an object, got {_json_type(signals)}")
+        raise Invalid("bad_signals", f"signals must be an object, got {json_type(signals)}")
     if not signals:
         raise Invalid("empty_signals", "signals is empty")
     if len(signals) > limits.max_signals:
@@ -99,9 +99,27 @@ def to_record(obj: Any, origin: Origin | None, limits: Limits, now: float | None
         else:
             raise Invalid(
                 "bad_signal_value",
-                f"signals.{name[:40]}: expected a number or null, got {_json_type(value)}",
+                f"signals.{name[:40]}: expected a number or null, got {json_type(value)}",
             )
     return Record(source=source, ts=ts, ts_text=ts_text, signals=clean, origin=origin)
+
+
+def check_size(value: bytes | None, limits: Limits) -> bytes:
+    """The checks every input format starts with: a value, and not too large."""
+    if value is None:
+        raise Invalid("empty", "message has no value (tombstone)")
+    if len(value) > limits.max_message_bytes:
+        raise Invalid("too_large", f"{len(value)} bytes, the limit is {limits.max_message_bytes}")
+    return value
+
+
+def load_json(value: bytes | None, limits: Limits) -> Any:
+    """A JSON message's value, parsed after `check_size` (shared by the JSON formats)."""
+    try:
+        return orjson.loads(check_size(value, limits))
+    except orjson.JSONDecodeError as exc:
+        reason = "bad_utf8" if "UTF-8" in str(exc) else "invalid_json"
+        raise Invalid(reason, str(exc)[:200]) from None
 
 
 def decode(
@@ -111,19 +129,11 @@ def decode(
 
     Raises `Invalid` when the message as a whole is unusable (size, encoding, JSON, shape).
     """
-    if value is None:
-        raise Invalid("empty", "message has no value (tombstone)")
-    if len(value) > limits.max_message_bytes:
-        raise Invalid("too_large", f"{len(value)} bytes, the limit is {limits.max_message_bytes}")
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        reason = "bad_utf8" if "UTF-8" in str(exc) else "invalid_json"
-        raise Invalid(reason, str(exc)[:200]) from None
+    obj = load_json(value, limits)
     if type(obj) is dict:
         return [to_record(obj, origin, limits, now)], []
     if type(obj) is not list:
-        raise Invalid("not_record", f"expected an object or an array, got {_json_type(obj)}")
+        raise Invalid("not_record", f"expected an object or an array, got {json_type(obj)}")
     if not obj:
         raise Invalid("empty_array", "the array holds no records")
     good: list[Record] = []
@@ -139,7 +149,7 @@ def decode(
     return good, bad
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     """The JSON name of a decoded value's type, for error messages."""
     if value is None:
         return "null"

@@ -18,11 +18,12 @@ import orjson
 
 from detectors.engine import BatchOutcome, Scorer
 from detectors.fusion import severity
-from detectors.messages import anomaly_event, score_message
+from detectors.messages import ScoreMode, anomaly_event, compact_score_bytes, score_bytes
 from detectors.records import Invalid, Origin, Record
 from detectors.results import Scored
 from detectors.source_state import SourceState
 from streams.codec import Limits, decode
+from streams.formats import Decoder
 from streams.metrics import Metrics
 from streams.state import SourceStates
 from streams.structs import BatchReport, DeadLetter, InMessage, Sink
@@ -48,6 +49,8 @@ class Processor:
         model: str | None = None,
         wall: Callable[[], float] = time.time,
         max_batch_records: int = MAX_BATCH_RECORDS,
+        decoder: Decoder = decode,
+        scores: ScoreMode = "full",
     ) -> None:
         self.scorer = scorer
         self.states = states
@@ -59,6 +62,10 @@ class Processor:
         self.wall = wall
         """The clock a record's `ts` may not run ahead of by more than `limits.max_future`."""
         self.max_batch_records = max_batch_records
+        self.decoder = decoder
+        """The input format's (`streams.formats.decoder_for`)."""
+        self.scores = scores
+        """Which score messages go out (setting `scores`): full, compact, anomalous or off."""
 
     async def process(self, messages: Sequence[InMessage]) -> BatchReport:
         started = time.perf_counter()
@@ -75,20 +82,17 @@ class Processor:
 
         pending: list[Awaitable[Any]] = []
         report = BatchReport(dead=len(dead))
-        scored: list[Scored] = []
-        outputs: list[tuple[bytes, bytes]] = []
+        scored = [res for res in results if res is not None]  # None: a replay, or refused
         cfg = self.scorer.config
-        for res in results:
-            if res is None:  # a replay, or refused (in `dead` now)
-                continue
-            scored.append(res)
-            key = res.record.source.encode()
-            outputs.append((key, orjson.dumps(score_message(res, cfg, self.model))))
+        for res in scored:
             if res.alert:
                 event = orjson.dumps(anomaly_event(res, cfg, self.model))
+                key = res.record.source.encode()
                 pending.append(await self.sink.send(self.topics.anomalies, key, event, None))
                 report.events += 1
-        pending.extend(await self.sink.send_many(self.topics.scores, outputs))
+        outputs = self.score_outputs(scored)
+        if outputs:
+            pending.extend(await self.sink.send_many(self.topics.scores, outputs))
         for letter in dead:
             dlq_key, value, headers = fit_dead_letter(
                 letter.message.key, letter.value, _dlq_headers(letter), self.topics.dlq_max_bytes
@@ -122,6 +126,19 @@ class Processor:
         )
         return report
 
+    def score_outputs(self, scored: Sequence[Scored]) -> list[tuple[bytes, bytes]]:
+        """The batch's score messages (key, value) as `scores` asks (docs/messages.md): a user
+        sizing the topic keeps all, a compact form, only anomalous or warming records, or none.
+        Events and dead letters do not depend on it."""
+        mode = self.scores
+        if mode == "off":
+            return []
+        if mode == "anomalous":
+            scored = [res for res in scored if res.is_anomaly or res.warming_up]
+        if mode == "compact":
+            return compact_score_bytes(scored, self.scorer.config)
+        return score_bytes(scored, self.scorer.config, self.model)
+
     async def _score(
         self, records: Sequence[Record], states: dict[str, SourceState]
     ) -> BatchOutcome:
@@ -154,7 +171,7 @@ class Processor:
             try:
                 # by the message's own time where it has one: a replay judges it alike
                 stamp = now if msg.timestamp is None else msg.timestamp
-                good, bad = decode(msg.value, origin, self.limits, stamp)
+                good, bad = self.decoder(msg.value, origin, self.limits, stamp)
             except Invalid as exc:
                 dead.append(DeadLetter(msg, msg.value or b"", exc, None))
                 continue
@@ -165,7 +182,8 @@ class Processor:
                 key = msg.key.decode("utf-8", "replace") if msg.key is not None else None
                 mismatched += sum(1 for rec in good if rec.source != key)
             for item in bad:
-                dead.append(DeadLetter(msg, orjson.dumps(item.element), item.error, item.index))
+                raw = item.element if type(item.element) is bytes else orjson.dumps(item.element)
+                dead.append(DeadLetter(msg, raw, item.error, item.index))  # a bad line: its bytes
         if mismatched:
             # Not re-keyed: such a record is scored with the state kept on its key's partition,
             # so one source under several keys (or none) has several states (docs/messages.md).

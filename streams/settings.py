@@ -27,9 +27,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.clock import LocalClock
 from detectors.engine import ScoringConfig
+from detectors.messages import ScoreMode
 from detectors.registry import SuiteOptions
 from detectors.source_state import MAX_SOURCE_SIGNALS
 from streams.codec import Limits
+from streams.settings_input import InputSettings
 
 ENV_PREFIX = "ANOMSTREAM_"
 NOT_SETTINGS = frozenset({"CONFIG", "CACHE", "TEST_BROKER", "REQUIRE_KAFKA", "BENCH_DATA"})
@@ -142,9 +144,10 @@ class ScoringSettings(_Group):
         ge=1.0,
         description="times more evidence an alert asks of a record whose values are all known",
     )
+    scores: ScoreMode = Field("full", description="score messages: full, compact, anomalous, off")
 
     def config(self) -> ScoringConfig:
-        return ScoringConfig(**self.model_dump())
+        return ScoringConfig(**self.model_dump(exclude={"scores"}))
 
     @property
     def threshold(self) -> float:
@@ -285,6 +288,7 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = ScoringSettings()
     seasonal: SeasonalSettings = SeasonalSettings()
     limits: LimitsSettings = LimitsSettings()
+    input: InputSettings = InputSettings()
     state: StateSettings = StateSettings()
     serving: ServingSettings = ServingSettings()
 

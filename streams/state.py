@@ -45,6 +45,7 @@ from detectors.source_state import (
     UnreadableState,
 )
 from streams.codec import too_many_sources
+from streams.formats import elements
 from streams.metrics import Metrics
 from streams.saves import SAVE_DEADLINE, HeldInput, Hole, SaveBook, confirm
 from streams.settings import MAX_SOURCES
@@ -205,17 +206,17 @@ class SourceStates:
         if not refused:
             return []
         by_place = {(m.topic, m.partition, m.offset): m for m in messages}
-        parsed: dict[int, Any] = {}
+        split: dict[int, list[bytes] | None] = {}
         letters = []
         for record, error in refused:
             origin = record.origin
             assert origin is not None  # records from messages always carry their origin
             msg = by_place[(origin.topic, origin.partition, origin.offset)]
-            body = parsed.get(id(msg))
-            if body is None:
-                body = parsed[id(msg)] = orjson.loads(msg.value or b"null")
-            if isinstance(body, list):
-                letters.append(DeadLetter(msg, orjson.dumps(body[origin.item]), error, origin.item))
+            if id(msg) not in split:
+                split[id(msg)] = elements(msg.value)
+            parts = split[id(msg)]
+            if parts is not None and 0 <= origin.item < len(parts):
+                letters.append(DeadLetter(msg, parts[origin.item], error, origin.item))
             else:
                 letters.append(DeadLetter(msg, msg.value or b"", error, None))
         return letters

@@ -38,7 +38,11 @@ OTHER_VARIABLES = {
 }
 """`ANOMSTREAM_*` variables that are not settings but may be documented."""
 
-REASON_SOURCES = [ROOT / "streams" / "codec.py", ROOT / "detectors" / "timestamps.py"]
+REASON_SOURCES = [
+    ROOT / "streams" / "codec.py",
+    ROOT / "detectors" / "timestamps.py",
+    *sorted((ROOT / "streams" / "formats").glob("*.py")),
+]
 """Where dead-letter reasons are raised: the first argument of each `Invalid(...)`."""
 
 CODE_DIRS = ("anomstream", "streams", "detectors", "training", "harness", "bench", "tests")

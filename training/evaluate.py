@@ -3,8 +3,10 @@
 It scores the file the way the stream would (univariate suite + autoencoder + fusion, through
 `detectors.offline`), and reports the fused verdict and the autoencoder's own verdict side by
 side, so a user sees what the model adds; and it judges the anomaly events the stream would page
-with (`detectors.offline.events`): false pages, runs caught, delay, culprit. No TensorFlow here:
-evaluation needs only onnxruntime.
+with (`detectors.offline.events`): false pages, runs caught, delay, culprit. With validation
+rules, each rule's figures too (`training.evaluate_rules`); rule events are not counted among
+the pages judged, so the detectors' figures stay those of a run without rules. No TensorFlow
+here: evaluation needs only onnxruntime.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from detectors.csvdata import Table
 from detectors.engine import ScoringConfig
 from detectors.offline import culprit, events, score_records, scorer_for
 from detectors.results import Scored
+from detectors.rules import RuleBook
 from training import metrics, plots
+from training.evaluate_rules import rule_report
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +37,15 @@ class Evaluation:
 
 
 def evaluate(
-    table: Table, model: OnnxAutoencoder, config: ScoringConfig, out: Path, from_row: int = 0
+    table: Table,
+    model: OnnxAutoencoder,
+    config: ScoringConfig,
+    out: Path,
+    from_row: int = 0,
+    rules: RuleBook | None = None,
 ) -> Evaluation:
-    """Score, compare with the labels from `from_row` on, write metrics.json and the plots."""
+    """Score, compare with the labels from `from_row` on, write metrics.json and the plots;
+    with `rules`, each rule's figures under `rules` in the report."""
     if table.labels is None:
         raise ValueError("evaluation needs labels (--label-col or --labels)")
     missing = [s for s in model.spec.signals if s not in table.signals]
@@ -49,7 +59,7 @@ def evaluate(
             f"the culprit column names {', '.join(strangers[:3])}: not a signal of the model "
             f"({', '.join(model.spec.signals)})"
         )
-    scored = score_records(scorer_for(model, config), table.records())
+    scored = score_records(scorer_for(model, config, rules=rules), table.records())
     score = np.array([r.score for r in scored])
     flagged = np.array([r.is_anomaly for r in scored])
     # the model's own verdict, as the stream computed it (imputation, masks, late records)
@@ -59,7 +69,7 @@ def evaluate(
     _, per_signal = sequence_scores(model, np.where(np.isnan(values), model.spec.center, values))
     part = slice(from_row, None)
     labels = table.labels
-    found = events(scored, config)
+    found = {i: e for i, e in events(scored, config).items() if e["kind"] == "score"}
     counted = [i for i in found if i >= from_row]
     report: dict[str, Any] = {
         "model": model.label,
@@ -78,6 +88,8 @@ def evaluate(
             None if table.culprits is None else [culprit(found[i]) for i in counted],
         ),
     }
+    if rules is not None:
+        report["rules"] = rule_report(rules, scored[part], labels[part])
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     plots.plot_result(

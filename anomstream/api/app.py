@@ -29,9 +29,11 @@ from anomstream.api.context import Api
 from anomstream.api.metrics import ApiMetrics
 from anomstream.api.middleware import BodyLimit, Guard
 from anomstream.api.problems import Problem, validation_problem
+from anomstream.api.rules import server_rules
 from anomstream.api.runner import Runner
 from anomstream.api.settings import ApiSettings
 from anomstream.api.store import JobStore
+from detectors.rules import RuleError
 
 UPLOAD_ROUTES = ("/v1/jobs", "/v1/models")
 """POSTs to these carry files: `max_upload_bytes`; every other body `max_body_bytes`."""
@@ -68,6 +70,9 @@ def resolved(settings: ApiSettings) -> ApiSettings:
         update={
             "data_dir": settings.data_dir.expanduser().resolve(),
             "models_dir": settings.models_dir.expanduser().resolve(),
+            "rules_file": None
+            if settings.rules_file is None
+            else settings.rules_file.expanduser().resolve(),
         }
     )
 
@@ -111,11 +116,15 @@ def create_app(settings: ApiSettings, prepare: bool = True) -> FastAPI:
     loops at start-up, so no request waits for them)."""
     settings = resolved(settings)
     tokens = read_tokens(settings.tokens_file) if settings.tokens_file else frozenset()
+    try:
+        rules = server_rules(settings.rules_file)
+    except RuleError as exc:
+        raise ApiStartError(f"ANOMSTREAM_API_RULES_FILE: {exc}") from None
     held = lock(settings)
     store = JobStore(settings.database)
     runner = Runner(store, settings)
     metrics = ApiMetrics(store.counts)
-    state = Api(settings, store, runner, Catalog(settings.models_dir), metrics)
+    state = Api(settings, store, runner, Catalog(settings.models_dir), metrics, rules)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ from anomstream.api.metrics import ApiMetrics
 from anomstream.api.runner import Runner
 from anomstream.api.settings import ApiSettings
 from anomstream.api.store import JobStore
+from detectors.rules import RuleBook
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,8 @@ class Api:
     runner: Runner
     catalog: Catalog
     metrics: ApiMetrics
+    rules: RuleBook | None = None
+    """The server's validation rules (`ANOMSTREAM_API_RULES_FILE`), read at start-up."""
 
 
 def api(request: Request) -> Api:

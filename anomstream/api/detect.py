@@ -19,6 +19,7 @@ from anomstream.api.catalog import Catalog, ModelNotFound
 from anomstream.api.context import Api, api
 from anomstream.api.inputs import DetectRequest, to_records
 from anomstream.api.problems import FieldError, Problem
+from anomstream.api.rules import call_rules
 from anomstream.api.scoring import choose_config, detect
 from detectors.autoencoder import OnnxAutoencoder
 from detectors.model_spec import ModelError
@@ -33,6 +34,7 @@ class Summary(BaseModel):
     events: int
     warming_up: int = Field(description="records scored while their source warmed up")
     model_scored: int = Field(description="records the autoencoder judged (a full window)")
+    check_failed: int = Field(description="records that failed a validation rule")
 
 
 class DetectResponse(BaseModel):
@@ -78,10 +80,11 @@ def load_model(catalog: Catalog, name: str | None) -> OnnxAutoencoder | None:
 def run_detect(state: Api, body: DetectRequest) -> dict[str, Any]:
     settings = state.settings
     records = to_records(body, settings.max_rows, settings.max_signals)
+    rules = call_rules(state.rules, body.rules)
     served = load_model(state.catalog, body.model)
     book = None if served is not None else state.catalog.routing()
     config = choose_config(served, body.target_fap, body.sensitivity, settings.target_fap)
-    found = detect(records, served, book, config)
+    found = detect(records, served, book, config, rules=rules)
     state.metrics.records.inc(len(found.scored))
     return {
         "models": sorted({r.model for r in found.scored if r.model}),

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from anomstream.api.problems import FieldError, Problem
+from anomstream.api.rules import MAX_RULES, RuleIn
 from detectors.records import Invalid, Record
 from detectors.timestamps import TS_MAX
 from streams.codec import MAX_VALUE, Limits, decode, to_record
@@ -113,6 +114,12 @@ class Scoring(BaseModel):
         le=1.0,
         description="instead of target_fap: target_fap = 10 ** (8 * sensitivity - 9), so 0.75 "
         "is the default 1e-3 and higher pages more",
+    )
+    rules: list[RuleIn] | None = Field(
+        None,
+        max_length=MAX_RULES,
+        description="validation rules judged on every record besides the server's, as a rules "
+        "file's entries (docs/rules.md): failures in each score's `check_failures`, rule events",
     )
 
     @model_validator(mode="after")

@@ -28,10 +28,12 @@ from anomstream.api.context import Api, api
 from anomstream.api.detect import load_model
 from anomstream.api.inputs import DetectRequest, ModelName, to_records
 from anomstream.api.problems import FieldError, Problem, validation_problem
+from anomstream.api.rules import call_rules, entries
 from anomstream.api.store import ACTIVE, SUCCEEDED, Job
 from anomstream.api.uploads import UPLOAD_BODY, Upload, media_type, place, spool
 from anomstream.api.work import RESULTS
 from detectors.csvdata import CsvError, layout
+from detectors.rules import RuleBook
 
 router = APIRouter(tags=["jobs"])
 
@@ -192,12 +194,13 @@ async def inline_job(
             422, "invalid-request", f"inline JSON carries its options in the body, not ?{given[0]}"
         )
     records = to_records(body, sys.maxsize, state.settings.max_signals)
+    rules = call_rules(state.rules, body.rules)
     load_model(state.catalog, body.model)
     lines = b"".join(
         orjson.dumps({"source": r.source, "ts": r.ts_text, "signals": r.signals}) + b"\n"
         for r in records
     )
-    options = detect_options(state, body.model, body.target_fap, body.sensitivity)
+    options = detect_options(state, body.model, body.target_fap, body.sensitivity, rules)
     options["format"] = "jsonl"
     digest = _digest(b"json", raw)
 
@@ -218,10 +221,18 @@ def _digest(*parts: bytes) -> str:
 
 
 def detect_options(
-    state: Api, model: str | None, target_fap: float | None, sensitivity: float | None
+    state: Api,
+    model: str | None,
+    target_fap: float | None,
+    sensitivity: float | None,
+    rules: RuleBook | None = None,
 ) -> dict[str, Any]:
+    """A job's options; `rules` (default: the server's) kept as entries, so the job judges
+    the rules it was accepted with."""
     settings = state.settings
-    return {
+    if rules is None:
+        rules = state.rules
+    options: dict[str, Any] = {
         "model": model,
         "target_fap": target_fap,
         "sensitivity": sensitivity,
@@ -229,6 +240,9 @@ def detect_options(
         "models_dir": str(settings.models_dir),
         "max_signals": settings.max_signals,
     }
+    if rules is not None:  # absent otherwise: the options (and digests) of jobs before rules
+        options["rules"] = entries(rules.rules)
+    return options
 
 
 @router.post(

@@ -87,6 +87,7 @@ class Detection:
             "events": len(self.found),
             "warming_up": sum(r.warming_up for r in scored),
             "model_scored": sum(r.model_p is not None for r in scored),
+            "check_failed": sum(bool(r.check_failures) for r in scored),
         }
 
     def notes(self) -> list[str]:

@@ -36,6 +36,9 @@ class ApiSettings(BaseSettings):
     data_dir: Path = Field(Path(".anomstream/api"), description="job database and results")
     models_dir: Path = Field(Path("models"), description="model directories (train --out here)")
     tokens_file: Path | None = Field(None, description="bearer tokens, one a line; unset = open")
+    rules_file: Path | None = Field(
+        None, description="validation rules judged on every call and job (docs/rules.md)"
+    )
     insecure: bool = Field(False, description="allow a non-loopback host without tokens")
     target_fap: float = Field(
         TARGET_FAP, gt=0.0, lt=0.5, description="false alarms per record without a model's own"

@@ -19,6 +19,7 @@ import orjson
 
 from anomstream.api.catalog import Catalog, ModelNotFound
 from anomstream.api.inputs import jsonl_records
+from anomstream.api.rules import job_rules
 from anomstream.api.scoring import Detection, choose_config, detect
 from anomstream.api.store import CANCELED, FAILED, SUCCEEDED, JobStore
 from anomstream.csv_options import load_csv
@@ -95,7 +96,7 @@ def run(store: JobStore, job_id: str, directory: Path) -> dict[str, Any]:
         if store.progress(job_id, done, None) == CANCELED:
             raise Canceled
 
-    found = detect(records, served, book, config, progress)
+    found = detect(records, served, book, config, progress, job_rules(options))
     write_results(directory, found)
     models = sorted({r.model for r in found.scored if r.model})
     return {

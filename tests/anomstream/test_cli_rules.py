@@ -127,3 +127,25 @@ def test_the_error_is_a_click_exception_for_the_entry_point(tmp_path: Path) -> N
     with pytest.raises(click.ClickException) as caught:
         rules.main(["check", str(tmp_path / "nope.toml")], standalone_mode=False)
     assert caught.value.format_message().startswith("rules file not found")
+
+
+def test_the_example_rules_fit_the_demo_plant(tmp_path: Path) -> None:
+    """examples/rules.toml (README) is valid, reads only the plant's signals, and fails only
+    where the plant was made to misbehave: never on a normal run."""
+    from anomstream.cli_plant import plant
+
+    example = Path(__file__).parents[2] / "examples" / "rules.toml"
+    for anomalies, name in ((True, "p.csv"), (False, "normal.csv")):
+        flags = ["--anomalies"] if anomalies else []
+        made = CliRunner().invoke(
+            plant, ["--to-csv", str(tmp_path / name), "--rows", "2000", *flags]
+        )
+        assert made.exit_code == 0, made.output
+    result = run("check", example, "--data", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    assert "all valid" in result.stdout and "not in" not in result.stdout
+    assert row(result.stdout, "temp_too_high")[2] != "0 (0.0 %)"  # the injected anomalies
+    normal = run("check", example, "--data", tmp_path / "normal.csv")
+    assert normal.exit_code == 0, normal.output
+    for name in ("temp_too_high", "pressure_band", "speed_range", "running_dry"):
+        assert row(normal.stdout, name)[2:4] == ["0 (0.0 %)", "0 (0.0 %)"], normal.stdout

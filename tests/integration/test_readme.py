@@ -47,6 +47,7 @@ CHECKS = {
             r"F1 \d\.\d+",
             r"\d+ events \(\d+ false",
             r"rows scored with pumps-\w+, \d+ events",
+            r"4 rules, all valid; judged on \d+ rows of labelled\.csv",
         ),
     ),
     "anomstream broker &": Check(

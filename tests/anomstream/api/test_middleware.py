@@ -84,7 +84,7 @@ def test_uploads_have_their_own_limit(small: TestClient) -> None:
 def test_an_unexpected_error_is_a_500_problem_without_traceback(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug, with internals: /secret/path")
 
     monkeypatch.setattr(detect, "detect", broken)

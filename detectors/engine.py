@@ -42,7 +42,7 @@ from detectors.collect import DetectorKeys, collect, record_columns, table
 from detectors.config import ScoringConfig
 from detectors.model_verdicts import autoencode
 from detectors.models import ModelBook
-from detectors.modes import explain
+from detectors.modes import explain, quiet_steps
 from detectors.protocol import Detector
 from detectors.records import Invalid, Record
 from detectors.registry import default_suite
@@ -187,7 +187,10 @@ class Scorer:
             [name for g in groups for name in g.state.signals] if self._selection.limited else ()
         )
         det_states = blocks.detectors
-        out = run_steps(self.plan, self.config, layout, det_states, blocks.calibrations, runs_on)
+        quiet = quiet_steps(groups, layout)
+        out = run_steps(
+            self.plan, self.config, layout, det_states, blocks.calibrations, runs_on, quiet
+        )
         scatter(groups, blocks, self.packing, layout.offsets)
 
         verdicts = None

@@ -5,9 +5,11 @@ Per source, a small memory of modes, each a centre and a within-mode scale per s
 online: a record belongs to the nearest mode whose median (over its signals) distance, in
 that mode's scales, is below `MATCH` (the median, so one broken or lagging signal does not move
 a record out of its mode); `CONFIRM` records in a row that belong to none, near each other,
-found a new mode. The memory never changes a score (scores stay calibrated): it only says, for
-an anomalous record, whether its evidence is what a recent switch between known modes (or a
-known dropout to zero) explains (`ModeMemory.track`), and such a record raises no event.
+found a new mode. It says, for an anomalous record, whether its evidence is what a recent
+switch between known modes, a switch's first step (`_onset`) or a known dropout to zero
+explains (`ModeMemory.track`), and such a record raises no event; and it marks the records of
+a switch (`QUIET`) and of a dropout, which the calibrations do not learn (`quiet_steps`): a
+switch's jump learnt as normal made a within-mode spike of ~20 noise deviations look ordinary.
 
 How it fails: a broken value that happens to sit where the mode the source just left (or is
 entering) sits, within `SETTLE` records of the switch, is taken for the switch; a mode shown
@@ -25,33 +27,35 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from detectors.jit import kernel
+from detectors.mode_kernels import (
+    CAND_N,
+    COLS,
+    CURRENT,
+    DROPOUT_RUN,
+    DROPOUTS,
+    EXPLAIN,
+    FAR_FROM_ZERO,
+    KNOWN,
+    MATCH,
+    MAX_MODES,
+    MEMORY,
+    ONSET_SIGNALS,
+    PREVIOUS,
+    QUIET,
+    RAMP,
+    SETTLE,
+    SINCE,
+    ZERO_RUN,
+    _away,
+    _candidate,
+    _fits,
+    _floor,
+    _median_distance,
+    _onset,
+)
 
 if TYPE_CHECKING:
     from detectors.batch import Layout, SourceBatch
-
-MAX_MODES = 8
-MATCH = 4.0
-"""Median distance (in the mode's scales) under which a record is in that mode."""
-CONFIRM = 30
-"""Records in a row, near each other and in no mode, that found a new one."""
-KNOWN = 100
-"""Records a mode needs before it counts as shown before (a switch to it does not page)."""
-SETTLE = 60
-"""Records after a switch during which the switch explains level evidence (lags settle)."""
-EXPLAIN = 4.0
-"""A value within this many of its mode's scales (or between the two modes of a switch) fits."""
-RAMP = 20
-"""Records between two modes (a ramp) that a switch explains; for as long after entering
-the new mode, a value between the two modes fits (a signal that lags the others)."""
-DROPOUT_RUN = 3
-"""Exact zeros in a row that are a dropout (a flaky link), not a stop."""
-FAR_FROM_ZERO = 10.0
-"""A zero is a dropout only on a signal whose mode sits this many scales away from it."""
-MEMORY = 500
-"""Records a mode's centre and scale remember."""
-
-# meta fields
-CURRENT, PREVIOUS, SINCE, CAND_N, ZERO_RUN, DROPOUTS, COLS = range(7)
 
 
 @dataclass(slots=True)
@@ -92,12 +96,27 @@ class ModeMemory:
         self.cand = np.concatenate([self.cand, np.full(extra, np.nan)])
         self.cand_scale = np.concatenate([self.cand_scale, np.full(extra, np.nan)])
 
-    def track(self, values: np.ndarray, evidence: np.ndarray) -> np.ndarray:
+    def copy(self) -> ModeMemory:
+        return ModeMemory(
+            self.centers.copy(),
+            self.scales.copy(),
+            self.counts.copy(),
+            self.cand.copy(),
+            self.cand_scale.copy(),
+            self.meta.copy(),
+        )
+
+    def track(
+        self, values: np.ndarray, evidence: np.ndarray, quiet: np.ndarray | None = None
+    ) -> np.ndarray:
         """Learn from `values` (records x signals, NaN = missing), in order; per record, True
         where its `evidence` (records x signals: the signals that make it anomalous) is what a
-        known dropout or a recent switch between known modes explains."""
+        known dropout or a recent switch between known modes explains. `quiet` (records) is
+        set where a switch between known modes or a dropout is under way (`QUIET`)."""
         self.grow(values.shape[1])
         out = np.zeros(len(values), dtype=np.bool_)
+        if quiet is None:
+            quiet = np.zeros(len(values), dtype=np.bool_)
         _track(
             values,
             evidence,
@@ -108,6 +127,7 @@ class ModeMemory:
             self.cand_scale,
             self.meta,
             out,
+            quiet,
         )
         return out
 
@@ -146,24 +166,6 @@ def _array(rows: list[list[float | None]]) -> np.ndarray:
 
 
 @kernel
-def _median_distance(x: np.ndarray, center: np.ndarray, scale: np.ndarray) -> float:
-    d = np.empty(len(x))
-    n = 0
-    for j in range(len(x)):
-        if not np.isnan(x[j]) and not np.isnan(center[j]):
-            d[n] = abs(x[j] - center[j]) / scale[j]
-            n += 1
-    if n == 0:
-        return np.inf
-    return float(np.median(d[:n]))
-
-
-@kernel
-def _floor(scale: float, center: float) -> float:
-    return max(scale, 1e-3 * abs(center), 1e-9)
-
-
-@kernel
 def _track(
     values: np.ndarray,
     evidence: np.ndarray,
@@ -174,6 +176,7 @@ def _track(
     cand_scale: np.ndarray,
     meta: np.ndarray,
     out: np.ndarray,
+    quiet: np.ndarray,
 ) -> None:
     n_modes, k = centers.shape
     for t in range(values.shape[0]):
@@ -191,6 +194,7 @@ def _track(
                 x[j] = np.nan
         back = False
         if zero:
+            quiet[t] = k >= ONSET_SIGNALS
             meta[ZERO_RUN] += 1
             if meta[ZERO_RUN] <= DROPOUT_RUN and meta[DROPOUTS] > 0:
                 out[t] = _fits(values[t], evidence[t], x, centers, scales, counts, ref, ref)
@@ -238,105 +242,50 @@ def _track(
             _candidate(x, centers, scales, counts, cand, cand_scale, meta)
         meta[SINCE] += 1
         cur, prev = meta[CURRENT], meta[PREVIOUS]
+        if k >= ONSET_SIGNALS and (
+            back
+            or (
+                prev >= 0
+                and counts[prev] >= KNOWN
+                and cur != prev
+                and meta[SINCE] <= QUIET
+                and _away(x, centers, scales, prev) >= ONSET_SIGNALS
+            )
+        ):
+            quiet[t] = True
+        switching = prev >= 0 and counts[prev] >= KNOWN and cur != prev
         if back and cur >= 0 and counts[cur] >= KNOWN:
             out[t] = _fits(x, evidence[t], x, centers, scales, counts, cur, cur)
-        elif prev >= 0 and counts[prev] >= KNOWN and cur != prev:
-            if cur >= 0 and counts[cur] >= KNOWN and meta[SINCE] <= SETTLE:
-                other = prev if meta[SINCE] <= RAMP else cur
-                out[t] = _fits(x, evidence[t], x, centers, scales, counts, cur, other)
-            elif cur < 0 and meta[SINCE] <= RAMP:
+        elif switching and cur >= 0 and counts[cur] >= KNOWN and meta[SINCE] <= SETTLE:
+            if meta[SINCE] <= RAMP:  # a ramp may pass through a mode on its way to another
                 out[t] = _fits(x, evidence[t], x, centers, scales, counts, -1, prev)
+            else:
+                out[t] = _fits(x, evidence[t], x, centers, scales, counts, cur, cur)
+        elif switching and cur < 0 and meta[SINCE] <= RAMP:
+            out[t] = _fits(x, evidence[t], x, centers, scales, counts, -1, prev)
+        elif cur >= 0 and counts[cur] >= KNOWN:
+            to = _onset(x, centers, scales, counts, cur)
+            if to >= 0:  # still in its mode, already on its way to another known one
+                quiet[t] = True
+                out[t] = _fits(x, evidence[t], x, centers, scales, counts, cur, to)
 
 
-@kernel
-def _fits(
-    raw: np.ndarray,
-    evidence: np.ndarray,
-    x: np.ndarray,
-    centers: np.ndarray,
-    scales: np.ndarray,
-    counts: np.ndarray,
-    a: int,
-    b: int,
-) -> bool:
-    """Every signal of the evidence (at least one) lies within the span of modes `a` and `b`
-    (a < 0: of every known mode), in EXPLAIN of their scales; a dropped-out signal (NaN in
-    `x`, a zero in `raw`) fits."""
-    n_modes, k = centers.shape
-    some = False
-    for j in range(k):
-        if not evidence[j]:
-            continue
-        some = True
-        if np.isnan(x[j]):
-            if raw[j] == 0.0:
-                continue
-            return False
-        lo, hi = np.inf, -np.inf
-        for m in range(n_modes):
-            if a >= 0 and m not in (a, b):
-                continue
-            if a < 0 and counts[m] < KNOWN:
-                continue
-            c, sc = centers[m, j], scales[m, j]
-            if np.isnan(c):
-                return False
-            lo = min(lo, c - EXPLAIN * sc)
-            hi = max(hi, c + EXPLAIN * sc)
-        if not lo <= x[j] <= hi:
-            return False
-    return some
-
-
-@kernel
-def _candidate(
-    x: np.ndarray,
-    centers: np.ndarray,
-    scales: np.ndarray,
-    counts: np.ndarray,
-    cand: np.ndarray,
-    cand_scale: np.ndarray,
-    meta: np.ndarray,
-) -> None:
-    """A record in no mode: it joins the candidate (or starts one); a candidate of CONFIRM
-    records becomes a mode, in the least used slot when all are taken."""
-    n_modes, k = centers.shape
-    near = meta[CAND_N] > 0
-    if near and meta[CAND_N] >= 5:
-        near = _median_distance(x, cand, cand_scale) < MATCH
-    if not near:
-        for j in range(k):
-            cand[j] = x[j]
-            cand_scale[j] = np.nan
-        meta[CAND_N] = 1
-        return
-    meta[CAND_N] += 1
-    a = 1.0 / meta[CAND_N]
-    for j in range(k):
-        if np.isnan(x[j]):
-            continue
-        if np.isnan(cand[j]):
-            cand[j] = x[j]
-            continue
-        r = x[j] - cand[j]
-        cand[j] += a * r
-        s = cand_scale[j] if not np.isnan(cand_scale[j]) else abs(r)
-        cand_scale[j] = _floor(s + a * (abs(r) - s), cand[j])
-    if meta[CAND_N] < CONFIRM:
-        return
-    slot = 0
-    for m in range(n_modes):
-        if counts[m] < counts[slot]:
-            slot = m
-    for j in range(k):
-        centers[slot, j] = cand[j]
-        scales[slot, j] = cand_scale[j] * 1.25 if not np.isnan(cand_scale[j]) else np.nan
-    counts[slot] = meta[CAND_N]
-    if meta[PREVIOUS] == slot:
-        meta[PREVIOUS] = -1
-    meta[CURRENT] = slot
-    meta[SINCE] = 0
-    meta[CAND_N] = 0
+def quiet_steps(groups: Sequence[SourceBatch], layout: Layout) -> np.ndarray:
+    """Per step and source of a part: whether a switch between known modes or a dropout is
+    under way at the record, from a copy of each source's memory (`explain` then learns the
+    same records in the same order), so that the calibrations leave those records out."""
+    out = np.zeros((layout.values.shape[0], len(groups)), dtype=np.bool_)
+    for j, group in enumerate(groups):
+        n = len(group.rows)
+        a, b = int(layout.offsets[j]), int(layout.offsets[j + 1])
+        mem = group.state.modes
+        mem = ModeMemory.new(b - a) if mem is None else mem.copy()
+        rows = np.flatnonzero(~layout.late[:n, j])
+        values = layout.values[rows, a:b]
+        quiet = np.zeros(len(values), dtype=np.bool_)
+        mem.track(values, np.zeros(values.shape, dtype=np.bool_), quiet)
+        out[rows, j] = quiet
+    return out
 
 
 def explain(

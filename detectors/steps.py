@@ -201,8 +201,11 @@ def run_steps(
     det_states: list[State],
     cal_states: list[State],
     runs_on: Sequence[np.ndarray | None] = (),
+    quiet: np.ndarray | None = None,
 ) -> StepOutputs:
-    """Score and learn the batch's steps in order; the states are updated in place."""
+    """Score and learn the batch's steps in order; the states are updated in place. Where
+    `quiet` (steps x sources) holds, the detectors learn but their calibrations do not (a
+    switch between operating modes, `detectors.modes.quiet_steps`)."""
     values, times, learnable = layout.values, layout.times, layout.learnable
     sizes, offsets = layout.sizes, layout.offsets
     suite = plan.suite
@@ -308,7 +311,8 @@ def run_steps(
         for d, det in enumerate(suite):
             mask = runs_on[d] if d < len(runs_on) else None
             det.learn(det_states[d], x, ts, learn if mask is None else learn & mask)
-        stack.learn(cal, np.stack([raw.calibration_input for raw in raws]), learn & masks)
+        cal_learn = learn if quiet is None else learn & ~quiet[t][series_source]
+        stack.learn(cal, np.stack([raw.calibration_input for raw in raws]), cal_learn & masks)
         if watch is not None:
             watch.step(t, det_states[rhythm])
     stack.unstack(cal, cal_states)

@@ -7,7 +7,8 @@ import numpy as np
 import orjson
 
 from detectors.config import ScoringConfig
-from detectors.modes import KNOWN, ModeMemory
+from detectors.mode_kernels import KNOWN, QUIET
+from detectors.modes import ModeMemory
 from detectors.offline import score_records, scorer_for
 from detectors.records import Record
 from detectors.results import Scored
@@ -114,3 +115,56 @@ def test_new_signals_grow_the_memory() -> None:
     mem.grow(3)
     assert mem.centers.shape == (8, 3)
     assert np.isnan(mem.centers[:, 2]).all()
+
+
+def ramped(n: int, seed: int = 5, dwell: int = 400, ramp: int = 6) -> np.ndarray:
+    """The plant with ramps of `ramp` records between its set points, and a slow rhythm."""
+    rng = np.random.default_rng(seed)
+    load = np.where((np.arange(n) // dwell) % 2 == 0, 0.4, 0.9)
+    for start in switches(n, dwell):
+        load[start : start + ramp] = np.linspace(load[start - 1], load[start + ramp], ramp + 2)[
+            1:-1
+        ]
+    flow = 100 * load + rng.normal(0, 0.8, n)
+    return np.column_stack(
+        [
+            flow,
+            1000 + 1000 * load + rng.normal(0, 3, n),
+            1 + 3 * load**2 + rng.normal(0, 0.02, n),
+            0.4 * flow + 2 + rng.normal(0, 0.12, n),
+        ]
+    )
+
+
+def test_ramped_switches_between_known_modes_do_not_page() -> None:
+    n = 12_000
+    paged = np.asarray(events(ramped(n)))
+    late = paged[paged > 4000]
+    at_switch = [i for i in late if np.min(np.abs(switches(n) - i)) <= 10]
+    assert len(at_switch) == 0, at_switch
+
+
+def test_switches_do_not_teach_the_calibrations_that_jumps_are_normal() -> None:
+    """A within-mode spike of ~20 noise deviations, far smaller than every switch's jump,
+    pages: the records of a switch are not learnt by the calibrations (`QUIET`)."""
+    values = plant(12_000)
+    spikes = [6200 + 800 * k for k in range(7)]  # mid-dwell, in both modes
+    for at in spikes:
+        values[at, 2] += 0.4  # pressure, its noise 0.02; a switch moves it by 1.95
+    paged = set(events(values))
+    assert sum(at in paged for at in spikes) >= 6
+
+
+def test_quiet_marks_follow_switches_between_known_modes() -> None:
+    values = plant(4000)
+    memory = ModeMemory.new(len(SIGNALS))
+    quiet = np.zeros(len(values), dtype=np.bool_)
+    memory.track(values, np.zeros(values.shape, dtype=np.bool_), quiet)
+    # nothing is quiet before the first switch, then each switch is for QUIET records
+    assert not quiet[:400].any()
+    for start in switches(4000):
+        assert quiet[start : start + QUIET].all(), start
+    dwell = np.ones(len(values), dtype=np.bool_)
+    for start in switches(4000):
+        dwell[start - 5 : start + QUIET + 5] = False
+    assert quiet[dwell].mean() < 0.05  # within a dwell, calibrations learn nearly every record

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Sequence
 from typing import Any, NoReturn
 
@@ -25,7 +26,13 @@ from mode import Service
 
 from detectors.models import ModelBook
 from streams.continuity import GapGuard, KafkaOffsets
-from streams.faust_compat import FaustAcker, TableStore, batches, save_while_draining
+from streams.faust_compat import (
+    FaustAcker,
+    RecoveryWatch,
+    TableStore,
+    batches,
+    save_while_draining,
+)
 from streams.formats import decoder_for
 from streams.metrics import Metrics
 from streams.processor import Processor
@@ -42,6 +49,13 @@ from streams.topics import (
 )
 
 log = logging.getLogger(__name__)
+
+TAIL_CHECK = 3.0
+"""Seconds between looks for records Faust fetched but never delivered (`GapGuard.tails`): a
+quiet partition's lost tail is scored within two looks."""
+
+RECOVERY_STALL = 20.0
+"""Seconds a changelog partition's recovery may stand still before it is read again."""
 
 PLACEMENT_CACHE = 100_000
 """Keys whose partition is remembered per topic (sources come back; murmur2 is pure Python)."""
@@ -263,6 +277,35 @@ def build_app(
     guard = GapGuard(KafkaOffsets(settings.kafka.bootstrap_servers, settings.kafka.app_id), metrics)
     store = states.store
     assert isinstance(store, TableStore)
+
+    recovery = RecoveryWatch(app, RECOVERY_STALL, time.monotonic)
+
+    @app.timer(TAIL_CHECK)  # type: ignore[untyped-decorator]
+    async def find_lost_tails() -> None:
+        """Records Faust fetched and dropped around a rebalance at the end of a partition
+        that then went quiet (`GapGuard.tails`): scored from the broker, like any hole."""
+        if states.restoring:
+            for tp in await recovery.look():
+                log.warning("table recovery of %s stopped moving: read again from its offset", tp)
+            return
+        consumer: Any = app.consumer
+        ends = {}
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp) if tp.topic == topics.signals else None
+            if end is not None:
+                ends[tp] = end
+        if not ends:
+            return
+        try:
+            async with states.lock:
+                if states.restoring:
+                    return
+                admitted = await guard.tails(ends)
+                if admitted.messages or admitted.holes:
+                    await processor.process(admitted.messages)
+                    await states.done(admitted.events, admitted.holes)
+        except Exception:
+            fatal("cannot read the records Faust lost; exiting so that a restart replays them")
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def save_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:

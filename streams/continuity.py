@@ -17,13 +17,16 @@ or the partition's first offset for a new group):
   partition's first stored offset (retention, compaction of the head), `absent` above it
   (compacted away, transaction markers). Either way Faust is told about the hole only after the
   batch is saved, so its commit never runs ahead of the state.
+- a quiet partition whose consumer has read past the last record the agent got (Faust dropped
+  what it fetched across a rebalance, and nothing comes after) is found by `tails`, looked at
+  every few seconds, and its missing records read the same way.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from streams.metrics import Metrics
@@ -33,6 +36,10 @@ log = logging.getLogger(__name__)
 
 REFILL_DEADLINE = 30.0
 """Seconds to keep reading a hole's records from the broker before giving up (and exiting)."""
+
+
+TAIL_MOST = 20_000
+"""Records of one partition `GapGuard.tails` reads at a time (the rest at its next looks)."""
 
 
 class HoleNotReadable(RuntimeError):
@@ -69,6 +76,8 @@ class GapGuard:
         self._offsets = offsets
         self._metrics = metrics
         self._expected: dict[TP, int] = {}
+        self._still: dict[TP, int] = {}
+        """Per partition, its expected offset at the last look for lost tails (`tails`)."""
         self.refilled = 0
         """Records read from the broker because Faust never delivered them."""
         self.skipped: dict[str, int] = {}
@@ -78,6 +87,7 @@ class GapGuard:
         """Partitions revoked: whoever gets them next starts from the committed offset."""
         for tp in tps:
             self._expected.pop(tp, None)
+            self._still.pop(tp, None)
 
     async def admit(self, events: Sequence[Any]) -> Admitted:
         out = Admitted()
@@ -88,23 +98,7 @@ class GapGuard:
             if expected is None:
                 expected = await self._offsets.committed(tp)
             if expected is not None and offset > expected:
-                refill = await self._offsets.fetch(tp, expected, offset)
-                missing = refill.messages
-                if missing:
-                    log.warning(
-                        "%d records of %s (offsets %d..%d) never reached the agent; "
-                        "read them from the broker",
-                        len(missing),
-                        tp,
-                        expected,
-                        offset - 1,
-                    )
-                    self.refilled += len(missing)
-                    if self._metrics is not None:
-                        self._metrics.gap_refilled.inc(len(missing))
-                    out.messages.extend(missing)
-                self._count_skipped(tp, expected, offset, refill)
-                out.holes.append((tp, expected, offset - 1))
+                await self._fill(tp, expected, offset, out, "never reached the agent")
             out.messages.append(
                 InMessage(msg.topic, msg.partition, offset, event.key, event.value, msg.timestamp)
             )
@@ -112,6 +106,54 @@ class GapGuard:
             # a re-read below the expected offset keeps expecting it (and asks the broker once)
             self._expected[tp] = offset + 1 if expected is None else max(expected, offset + 1)
         return out
+
+    async def tails(self, ends: Mapping[TP, int]) -> Admitted:
+        """The records at the end of quiet partitions that Faust fetched but never delivered.
+
+        faust 0.15.3 `Consumer.getmany` drops the records it fetched when the generation
+        changes under it, after the consumer's position moved past them and, in a rebalance
+        that follows closely, after the seek to the committed offsets: no later record of a
+        partition that went quiet reveals the hole. `ends`: per assigned input partition, the
+        high watermark the consumer last saw. A partition whose expected offset has not moved
+        since the last call and lies below its end is read from the broker up to it."""
+        out = Admitted()
+        seen, self._still = self._still, {}
+        for tp, end in ends.items():
+            expected = self._expected.get(tp)
+            if expected is None:
+                expected = await self._offsets.committed(tp)
+                if expected is None:
+                    continue
+                self._expected[tp] = expected
+            if end > expected and seen.get(tp) == expected:
+                stop = min(end, expected + TAIL_MOST)
+                await self._fill(
+                    tp, expected, stop, out, "were fetched but never reached the agent"
+                )
+                self._expected[tp] = stop
+            else:
+                self._still[tp] = expected
+        return out
+
+    async def _fill(self, tp: TP, start: int, stop: int, out: Admitted, why: str) -> None:
+        """Read the hole [start, stop) of `tp` from the broker into `out`, first."""
+        refill = await self._offsets.fetch(tp, start, stop)
+        missing = refill.messages
+        if missing:
+            log.warning(
+                "%d records of %s (offsets %d..%d) %s; read them from the broker",
+                len(missing),
+                tp,
+                start,
+                stop - 1,
+                why,
+            )
+            self.refilled += len(missing)
+            if self._metrics is not None:
+                self._metrics.gap_refilled.inc(len(missing))
+            out.messages.extend(missing)
+        self._count_skipped(tp, start, stop, refill)
+        out.holes.append((tp, start, stop - 1))
 
     def _count_skipped(self, tp: TP, start: int, stop: int, refill: Refill) -> None:
         """Log and count the offsets of [start, stop) the broker holds no record for."""

@@ -165,3 +165,45 @@ class TableStore:
             partition, key, None, key_serializer="raw", value_serializer="raw"
         )
         return fut
+
+
+class RecoveryWatch:
+    """Re-seek changelog partitions whose table recovery stopped moving.
+
+    faust 0.15.3, `Recovery.active_tps`, `active_offsets`, `active_highwaters`, `in_recovery`
+    (undocumented) and `Consumer.seek_wait`: a worker that took over partitions in a burst of
+    rebalances was seen waiting forever for changelog records ("No event received for active tp
+    ... since recovery start"), the consumer no longer fetching them. A partition still short
+    of its high watermark whose applied offset has not moved for `stall` seconds is sought back
+    to its next offset: re-applying changelog records is harmless (the last write of a key wins).
+    """
+
+    def __init__(self, app: faust.App, stall: float, clock: Callable[[], float]) -> None:
+        self._app = app
+        self._stall = stall
+        self._clock = clock
+        self._since: dict[Any, tuple[int, float]] = {}
+
+    async def look(self) -> list[Any]:
+        """Re-seek the stalled partitions; returns them."""
+        tables: Any = self._app.tables
+        recovery = tables.recovery
+        if not recovery.in_recovery:
+            self._since.clear()
+            return []
+        now, stalled = self._clock(), {}
+        for tp in list(recovery.active_tps):
+            have = recovery.active_offsets.get(tp, -1)
+            if have >= recovery.active_highwaters.get(tp, -1):
+                self._since.pop(tp, None)
+                continue
+            last = self._since.get(tp)
+            if last is None or last[0] != have:
+                self._since[tp] = (have, now)
+            elif now - last[1] >= self._stall:
+                stalled[tp] = have + 1
+                self._since[tp] = (have, now)
+        if stalled:
+            consumer: Any = self._app.consumer
+            await consumer.seek_wait(stalled)
+        return list(stalled)

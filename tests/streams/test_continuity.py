@@ -183,3 +183,48 @@ def test_re_reads_below_the_committed_offset_ask_the_broker_once() -> None:
     out = admit(GapGuard(broker), 6, 7, 8, 9, 10, 11)
     assert [m.offset for m in out.messages] == [6, 7, 8, 9, 10, 11] and not out.holes
     assert broker.asked == 1
+
+
+def tails(guard: GapGuard, end: int):
+    return asyncio.run(guard.tails({TP: end}))
+
+
+def test_a_quiet_partition_whose_tail_never_arrived_is_read_from_the_broker() -> None:
+    """Faust's getmany drops what it fetched when the generation changes under it, after the
+    seek to the committed offsets: the consumer's position is then past records the agent never
+    saw, and with no later record nothing reveals the hole."""
+    broker = FakeBroker(committed=10)
+    guard = GapGuard(broker)
+    admit(guard, 10, 11)
+    first = tails(guard, 30)  # the first look only notes where the partition stands
+    assert (first.messages, first.holes, broker.fetches) == ([], [], [])
+    out = tails(guard, 30)  # still no record after 12, and the broker holds up to 29
+    assert [m.offset for m in out.messages] == list(range(12, 30))
+    assert out.holes == [(TP, 12, 29)] and out.events == []
+    assert guard.refilled == 18
+    # once read, the partition expects 30: a late delivery of 12..29 is a re-read, no new hole
+    again = admit(guard, 12, 13)
+    assert again.holes == [] and [m.offset for m in again.messages] == [12, 13]
+    assert tails(guard, 30).messages == [] and tails(guard, 30).messages == []
+
+
+def test_a_partition_that_moves_or_has_nothing_more_is_left_alone() -> None:
+    broker = FakeBroker(committed=10)
+    guard = GapGuard(broker)
+    admit(guard, 10, 11)
+    tails(guard, 50)
+    admit(guard, 12, 13)  # the agent is getting through a backlog: not quiet
+    assert tails(guard, 50).messages == [] and broker.fetches == []
+    caught_up = GapGuard(FakeBroker(committed=10))
+    admit(caught_up, 10, 11)
+    assert tails(caught_up, 12).messages == [] and tails(caught_up, 12).messages == []
+
+
+def test_a_partition_never_delivered_since_its_assignment_starts_at_the_committed_offset() -> None:
+    broker = FakeBroker(committed=20)
+    guard = GapGuard(broker)
+    tails(guard, 25)
+    out = tails(guard, 25)
+    assert [m.offset for m in out.messages] == [20, 21, 22, 23, 24]
+    guard.forget([TP])  # revoked: the next owner's look starts afresh
+    assert tails(guard, 25).messages == []

@@ -285,8 +285,11 @@ def build_app(
         """Records Faust fetched and dropped around a rebalance at the end of a partition
         that then went quiet (`GapGuard.tails`): scored from the broker, like any hole."""
         if states.restoring:
-            for tp in await recovery.look():
-                log.warning("table recovery of %s stopped moving: read again from its offset", tp)
+            try:
+                for tp in await recovery.look():
+                    log.warning("table recovery of %s stopped moving: read it again", tp)
+            except Exception as exc:  # the broker is away: Faust's recovery waits for it too
+                log.debug("no look at the recovery: %r", exc)
             return
         consumer: Any = app.consumer
         ends = {}
@@ -300,7 +303,11 @@ def build_app(
             async with states.lock:
                 if states.restoring:
                     return
-                admitted = await guard.tails(ends)
+                try:
+                    admitted = await guard.tails(ends)
+                except Exception as exc:  # the broker is away or slow: look again later
+                    log.debug("no look for lost records: %r", exc)
+                    return
                 if admitted.messages or admitted.holes:
                     await processor.process(admitted.messages)
                     await states.done(admitted.events, admitted.holes)

@@ -117,22 +117,26 @@ class GapGuard:
         high watermark the consumer last saw. A partition whose expected offset has not moved
         since the last call and lies below its end is read from the broker up to it."""
         out = Admitted()
-        seen, self._still = self._still, {}
+        still: dict[TP, int] = {}
+        moved: dict[TP, int] = {}
         for tp, end in ends.items():
             expected = self._expected.get(tp)
             if expected is None:
                 expected = await self._offsets.committed(tp)
                 if expected is None:
                     continue
-                self._expected[tp] = expected
-            if end > expected and seen.get(tp) == expected:
+                moved[tp] = expected
+            if end > expected and self._still.get(tp) == expected:
                 stop = min(end, expected + TAIL_MOST)
                 await self._fill(
                     tp, expected, stop, out, "were fetched but never reached the agent"
                 )
-                self._expected[tp] = stop
+                moved[tp] = stop
             else:
-                self._still[tp] = expected
+                still[tp] = expected
+        # only now, all read: a broker error above leaves every partition as it was
+        self._expected.update(moved)
+        self._still = still
         return out
 
     async def _fill(self, tp: TP, start: int, stop: int, out: Admitted, why: str) -> None:

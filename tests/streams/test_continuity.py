@@ -228,3 +228,24 @@ def test_a_partition_never_delivered_since_its_assignment_starts_at_the_committe
     assert [m.offset for m in out.messages] == [20, 21, 22, 23, 24]
     guard.forget([TP])  # revoked: the next owner's look starts afresh
     assert tails(guard, 25).messages == []
+
+
+def test_a_broker_error_during_a_look_leaves_every_partition_as_it_was() -> None:
+    class Flaky(FakeBroker):
+        fail = False
+
+        async def fetch(self, tp: Any, start: int, stop: int) -> Refill:
+            if self.fail:
+                raise HoleNotReadable("away")
+            return await super().fetch(tp, start, stop)
+
+    broker = Flaky(committed=10)
+    guard = GapGuard(broker)
+    admit(guard, 10, 11)
+    tails(guard, 30)
+    broker.fail = True
+    with pytest.raises(HoleNotReadable):
+        tails(guard, 30)
+    broker.fail = False
+    out = tails(guard, 30)  # the next look reads the very same records
+    assert [m.offset for m in out.messages] == list(range(12, 30))

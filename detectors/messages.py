@@ -211,17 +211,7 @@ def anomaly_event(
         "severity": severity(scored.p, config.target_fap),
         "score": scored.score,
         "episode": scored.episode,
-        "signals": [
-            {
-                "name": s.name,
-                "value": s.value,
-                "expected": s.expected,
-                "score": s.score,
-                "contribution": share,
-                **({"new": True} if s.new else {}),
-            }
-            for s, share in ranked
-        ],
+        "signals": _event_signals(ranked),
         "detectors": fired,
         "check_failures": scored.check_failures,
         "model": scored.model or model,
@@ -231,6 +221,21 @@ def anomaly_event(
         event["input"] = provenance
     _flags(scored, event)
     return event
+
+
+def _event_signals(ranked: list[tuple[SignalResult, float]]) -> list[dict[str, Any]]:
+    """An event's signals, as `contributions` ranked them (score and rule events alike)."""
+    return [
+        {
+            "name": s.name,
+            "value": s.value,
+            "expected": s.expected,
+            "score": s.score,
+            "contribution": share,
+            **({"new": True} if s.new else {}),
+        }
+        for s, share in ranked
+    ]
 
 
 def rule_event(scored: Scored, config: ScoringConfig, model: str | None = None) -> dict[str, Any]:
@@ -248,17 +253,7 @@ def rule_event(scored: Scored, config: ScoringConfig, model: str | None = None) 
         "severity": scored.rule_severity,
         "score": scored.score,
         "episode": None,
-        "signals": [
-            {
-                "name": s.name,
-                "value": s.value,
-                "expected": s.expected,
-                "score": s.score,
-                "contribution": share,
-                **({"new": True} if s.new else {}),
-            }
-            for s, share in ranked
-        ],
+        "signals": _event_signals(ranked),
         "detectors": [],
         "check_failures": scored.check_failures,
         "model": scored.model or model,

@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "anomstream needs Python >= 3.11, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,train,embedded]"
+	@# setuptools says how editable installs work as a UserWarning on every install: not for users
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet -e ".[dev,train,embedded]"
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install anomstream with its dev and training tools

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -40,21 +39,17 @@ from detectors.engine import BatchOutcome, Scorer
 from detectors.records import Invalid, Record
 from detectors.source_state import (
     MAX_SOURCE_SIGNALS,
-    STATE_VERSION,
     SourceState,
     UnreadableState,
 )
 from streams.codec import too_many_sources
 from streams.formats import elements
 from streams.metrics import Metrics
-from streams.saves import SAVE_DEADLINE, HeldInput, Hole, SaveBook, confirm
+from streams.saves import SAVE_DEADLINE, HeldInput, Hole, SaveBook, confirm, saved_seen
 from streams.settings import MAX_SOURCES
 from streams.structs import Acker, DeadLetter, InMessage, StateStore
 
 log = logging.getLogger(__name__)
-
-SEEN = re.compile(rb'"seen":(null|-?[0-9][0-9.eE+-]*)[,}]')
-"""A saved state's last-seen time, read without parsing the rest (`saved_seen`)."""
 
 
 class SourceStates:
@@ -373,29 +368,3 @@ class SourceStates:
         blob = self.store.get(key)
         seen = None if blob is None else saved_seen(blob)
         return now if seen is None else seen
-
-
-def saved_seen(blob: bytes) -> float | None:
-    """A stored state's last-seen time, None if it has none (older layouts, unreadable).
-
-    The first sweep after a start reads it for every source of the table, under the lock:
-    parsing whole states (~52 KB each) took seconds for many sources. A current-layout state
-    has it at the top level before any detector's state, so the first match is it; others are
-    parsed whole.
-
-    >>> saved_seen(b'{"v":2,"signals":["seen"],"applied":{},"seen":1800000000.5,"x":1}')
-    1800000000.5
-    """
-    if blob.startswith(b'{"v":%d,' % STATE_VERSION):
-        found = SEEN.search(blob)
-        if found is not None:
-            text = found.group(1)
-            try:
-                return None if text == b"null" else float(text)
-            except ValueError:
-                return None
-    try:
-        seen = orjson.loads(blob)["seen"]
-        return None if seen is None else float(seen)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None  # unreadable or older than `seen`: counted from now

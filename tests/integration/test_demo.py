@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_readme import third_party_noise
+
 pytestmark = pytest.mark.integration
 
 
@@ -38,6 +40,8 @@ def test_demo_scores_every_record_and_catches_the_injected_anomalies(tmp_path: P
         timeout=420,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    noise = third_party_noise(result.stdout + result.stderr)
+    assert not noise, f"third-party warnings in the demo's output: {noise[:5]}"
     summary = json.loads(summary_path.read_text())
     print(result.stdout)
     assert summary["records_produced"] >= 30 * 300 * 0.95

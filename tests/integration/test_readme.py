@@ -98,6 +98,14 @@ def fresh_copy(dest: Path) -> Path:
     return dest
 
 
+NOISE = re.compile(r"Traceback|absl|oneDNN|\w+Warning\b|tensorflow/|cuda|E0000|W0000")
+"""What third-party start-up chatter looks like (TensorFlow, absl, Python warnings)."""
+
+
+def third_party_noise(output: str) -> list[str]:
+    return [line for line in output.splitlines() if NOISE.search(line)]
+
+
 def newcomer_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANOMSTREAM_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -154,5 +162,5 @@ def test_readme_blocks_run_as_written(tmp_path: Path) -> None:
         assert done.returncode == 0, f"exit {done.returncode}:{shown}"
         for pattern in check.expect:
             assert re.search(pattern, done.stdout, re.M), f"no {pattern!r} in the output:{shown}"
-        noise = [line for line in done.stdout.splitlines() if "Traceback" in line or "absl" in line]
+        noise = third_party_noise(done.stdout)
         assert not noise, f"third-party noise or a traceback: {noise[:3]}{shown}"

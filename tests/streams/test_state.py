@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from detectors.records import Record
-from streams.saves import SaveBook
-from streams.state import SourceStates, saved_seen
+from streams.saves import SaveBook, saved_seen
+from streams.state import SourceStates
 from streams.structs import DeadLetter, InMessage
 from tests.streams.test_processor import FakeStore, Log, make, messages, process
 from tests.streams.test_saves import TP, Event, Message

@@ -117,6 +117,7 @@ def start(variant: Variant, encoding: str, run: Run) -> Child:
             PARTITIONS=run.partitions,
             LOG_LEVEL=LOG_LEVEL,
             MODELS_DIR=str(models),
+            INPUT_FORMAT=ENCODINGS[encoding][0],
         )
         child = WorkerProcess(env, workdir, name=name)
     child.start()
@@ -175,7 +176,8 @@ def paced(
 def measure(variant: Variant, encoding: str, run: Run) -> dict[str, Any]:
     """Backlog throughput, then latency at that rate and at half of it, for one processor."""
     source, sink = topics_of(variant, encoding)
-    work = Workload(run.sources, ENCODINGS[encoding])
+    format, per_message = ENCODINGS[encoding]
+    work = Workload(run.sources, per_message, format=format)
     profile = run.profile if f"{variant.key}:{encoding}" == run.profile_of else None
     load_before = os.getloadavg()[0]
     child = start(variant, encoding, run)

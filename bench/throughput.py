@@ -9,7 +9,9 @@ each processor
 - (c) anomstream: the worker with the univariate suite;
 - (d) anomstream with an autoencoder (trained for the workload's 8 signals before the run);
 
-each a child process with its own input topic pre-loaded with the same seeded workload, it
+and, for the other input formats (`influx100`, `telegraf100`: the same records, 100 per
+message), the workers (c) and (d) only, compared with themselves on JSON arrays (÷ JSON); each a
+child process with its own input topic pre-loaded with the same seeded workload, it
 measures
 1. records/s while it catches up on the backlog, between the first and the last output seen,
    and the CPU seconds per 1,000 records it spent meanwhile (`/proc/<pid>/stat`);
@@ -75,10 +77,15 @@ def table(results: dict[str, Any]) -> Table:
     out.add_column("p50/p99 ms @half", justify="right")
     out.add_column("÷ (a)", justify="right")
     out.add_column("÷ (b)", justify="right")
+    out.add_column("÷ JSON", justify="right")
+    json_runs = results.get("array100", {})
     for encoding in ENCODINGS:
         runs = results.get(encoding)
         if not runs:
             continue
+        other_format = ENCODINGS[encoding][0] != "json"
+        same_records = other_format and ENCODINGS[encoding][1] == ENCODINGS["array100"][1]
+        base = {**json_runs, **runs} if other_format else runs
         for v in VARIANTS:
             r = runs.get(v.name)
             if r is None:
@@ -91,8 +98,9 @@ def table(results: dict[str, Any]) -> Table:
                 f"{r['cpu_s_per_1k']:.3f}",
                 _ms(lat["max"]),
                 _ms(lat["half"]),
-                _ratio(r, runs.get("raw")) if v.key != "a" else "",
-                _ratio(r, runs.get("faust")) if v.key in "cd" else "",
+                _ratio(r, base.get("raw")) if v.key != "a" else "",
+                _ratio(r, base.get("faust")) if v.key in "cd" else "",
+                _ratio(r, json_runs.get(v.name)) if same_records and v.key in "cd" else "",
             )
         out.add_section()
     return out
@@ -131,7 +139,8 @@ def prepare(run: Run, encoding: str, variants: Sequence[Variant]) -> None:
     pairs = [topics_of(v, encoding) for v in variants]
     topics = [t for pair in pairs for t in pair]
     asyncio.run(create(run.bootstrap, topics, run.partitions))
-    messages = workload(run.records, run.sources, ENCODINGS[encoding])
+    format, per_message = ENCODINGS[encoding]
+    messages = workload(run.records, run.sources, per_message, format=format)
     asyncio.run(load(run.bootstrap, [source for source, _ in pairs], messages, run.idem))
 
 
@@ -144,10 +153,13 @@ def run_all(
     run: Run, encodings: Sequence[str], variants: Sequence[Variant]
 ) -> Iterator[tuple[str, Variant, dict[str, Any]]]:
     for encoding in encodings:
+        chosen = list(variants)
+        if ENCODINGS[encoding][0] != "json":  # (a) and (b) parse JSON: the workers only
+            chosen = [v for v in variants if v.name.startswith("worker")]
         started = time.monotonic()
-        prepare(run, encoding, variants)
+        prepare(run, encoding, chosen)
         print(f"{encoding:9s} topics loaded in {time.monotonic() - started:.0f} s")
-        for variant in variants:
+        for variant in chosen:
             started = time.monotonic()
             result = measure(variant, encoding, run)
             print(
@@ -166,7 +178,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--phase-seconds", type=float, default=5.0, help="per latency phase")
     parser.add_argument("--variants", default="abcd", help="a subset of abcd")
-    parser.add_argument("--encodings", default=",".join(ENCODINGS), help="single,array100")
+    parser.add_argument("--encodings", default=",".join(ENCODINGS), help=",".join(ENCODINGS))
     parser.add_argument("--profile", type=Path, help="write a py-spy profile (raw) here")
     parser.add_argument("--profile-of", default="c:array100", help="variant:encoding to profile")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -208,6 +220,15 @@ def main() -> None:
             broker.stop()
     for encoding in encodings:
         results[encoding]["ratios"] = ratios(results[encoding])
+        if ENCODINGS[encoding][0] != "json" and "array100" in results:
+            results[encoding]["ratios"].update(
+                {
+                    f"{v.key}/json": results[encoding][v.name]["records_per_s"]
+                    / results["array100"][v.name]["records_per_s"]
+                    for v in VARIANTS
+                    if v.name in results[encoding] and v.name in results["array100"]
+                }
+            )
     results["load_after"] = uptime()
     Console(width=160).print(table(results))
     print(f"{uptime()} after")

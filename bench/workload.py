@@ -1,4 +1,5 @@
-"""The throughput benchmark's workload: seeded records of many sources, as single records or arrays.
+"""The throughput benchmark's workload: seeded records of many sources, as single records or arrays,
+in each input format (JSON, Influx line protocol, Telegraf JSON).
 
 Every processor is fed the same bytes, and `bench.hotpath` runs the same records without Kafka,
 so the workload is a module of its own that both import.
@@ -17,7 +18,14 @@ from bench.latency import Message
 
 SIGNALS = 8
 BASE_TS = 1795514400
-ENCODINGS = {"single": 1, "array100": 100}
+ENCODINGS: dict[str, tuple[str, int]] = {
+    "single": ("json", 1),
+    "array100": ("json", 100),
+    "influx100": ("influx", 100),
+    "telegraf100": ("telegraf-json", 100),
+}
+"""Name -> (input format, records per message). The same records in every format: in line
+protocol the measurement is the source id (no tags: the source decodes to the same id)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class Workload:
     sources: int
     per_message: int
     seed: int = 1
+    format: str = "json"
     pool: int = 200_000
 
     def values(self) -> np.ndarray:
@@ -60,17 +69,34 @@ class Workload:
         for block in range(first_step, first_step + steps, n):
             for s in range(self.sources):
                 key = f"src-{s:04d}".encode()
-                if n == 1:
-                    out.append((key, orjson.dumps(record(block, s)), 1))
-                else:
-                    recs = [record(t, s) for t in range(block, block + n)]
-                    out.append((key, orjson.dumps(recs), n))
+                recs = [record(t, s) for t in range(block, block + n)]
+                out.append((key, encode(recs, self.format), n))
         return out
 
 
+def encode(recs: list[dict[str, Any]], format: str) -> bytes:
+    """One message of these records in `format` (a lone JSON record is not an array)."""
+    if format == "json":
+        return orjson.dumps(recs[0] if len(recs) == 1 else recs)
+    if format == "influx":
+        return "\n".join(
+            f"{r['source']} "
+            + ",".join(f"{k}={v!r}" for k, v in r["signals"].items())
+            + f" {r['ts'] * 1_000_000_000}"
+            for r in recs
+        ).encode()
+    if format == "telegraf-json":
+        metrics = [
+            {"fields": r["signals"], "name": r["source"], "tags": {}, "timestamp": r["ts"]}
+            for r in recs
+        ]
+        return orjson.dumps(metrics[0] if len(metrics) == 1 else {"metrics": metrics})
+    raise ValueError(f"unknown input format {format!r}")
+
+
 def workload(
-    records: int, sources: int, per_message: int, seed: int = 1
+    records: int, sources: int, per_message: int, seed: int = 1, format: str = "json"
 ) -> list[tuple[bytes, bytes]]:
     """Key and value of the first `records` records (rounded up to whole steps and messages)."""
-    work = Workload(sources, per_message, seed)
+    work = Workload(sources, per_message, seed, format=format)
     return [(k, v) for k, v, _ in work.messages(0, work.steps_for(records))]

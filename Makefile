@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install anomstream with its dev and training tools
 
-demo: $(STAMP) ## embedded broker + worker + synthetic plant with injected anomalies (60 s)
-	$(BIN)/anomstream demo
+demo: $(STAMP) ## embedded broker + worker + synthetic plant with injected anomalies (60 s; FORMAT=influx|telegraf-json)
+	$(BIN)/anomstream demo $(if $(FORMAT),--format $(FORMAT))
 
 lint: $(STAMP) ## ruff, mypy and the import contract (pyproject.toml, [tool.importlinter])
 	$(BIN)/ruff check .

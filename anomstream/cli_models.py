@@ -295,7 +295,8 @@ def evaluate(
     "events_out",
     type=click.Path(path_type=Path),
     help="the anomaly events, one JSON per line as the stream publishes them (default: "
-    "scores.events.jsonl for --out scores.jsonl; for a .csv --out, written only when given)",
+    "scores.events.jsonl for --out scores.jsonl; for a .csv --out, written only when given); "
+    "the episode messages go beside them (scores.episodes.jsonl, events.episodes.jsonl)",
 )
 @click.option(
     "--drop-model",
@@ -319,18 +320,20 @@ def detect(
 ) -> None:
     """Score a CSV offline with the stream's code path (suite + autoencoder + fusion), and
     raise the events the stream would: score messages (JSONL) or rows (CSV, with `event`,
-    `severity`, `episode`, `culprit` columns), and the event messages in --events.
+    `severity`, `episode`, `culprit` columns), the event messages in --events and the
+    episode messages beside them.
 
     \b
     Examples:
-      anomstream detect models/pumps new.csv --out scores.jsonl   # + scores.events.jsonl
+      anomstream detect models/pumps new.csv --out scores.jsonl   # + .events, .episodes
       anomstream detect models/pumps new.csv --out scores.csv --events events.jsonl
     """
     from detectors.messages import score_message
-    from detectors.offline import events, flat_rows, score_records, scorer_for
+    from detectors.offline import episodes, events, flat_rows, score_records, scorer_for
 
     events_out = _events_path(out, events_out)
-    _refuse_existing(force, out, events_out)
+    told = None if events_out is None else _episodes_path(events_out)
+    _refuse_existing(force, out, events_out, told)
     served, table, config = _model_and_data(model, data, target_fap, reading, drop_model)
     scorer = scorer_for(served, config, rules=None if rules is None else RuleBook.from_file(rules))
     scored = score_records(scorer, table.records())
@@ -354,6 +357,9 @@ def detect(
             for event in found.values():
                 handle.write(orjson.dumps(event) + b"\n")
         written = f", events -> {events_out}"
+    if told is not None:
+        told.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in episodes(scored)))
+        written += f", episodes -> {told}"
     flagged = sum(r.is_anomaly for r in scored)
     label = "the univariate detectors only" if served is None else served.label
     click.echo(
@@ -366,6 +372,11 @@ def detect(
             f"learn each signal from its first {config.warmup} or so values (a short file, or a "
             "signal that is not one, such as a label column, keeps them warming)"
         )
+
+
+def _episodes_path(events_out: Path) -> Path:
+    """Beside the events: `x.events.jsonl` -> `x.episodes.jsonl`, `e.jsonl` -> `e.episodes...`."""
+    return events_out.with_name(f"{events_out.stem.removesuffix('.events')}.episodes.jsonl")
 
 
 def _events_path(out: Path, given: Path | None) -> Path | None:

@@ -29,6 +29,14 @@ from anomstream.cli_kafka import kafka_options, settings_from
     help="where the demo's autoencoder is trained once and kept",
 )
 @click.option("--no-model", is_flag=True, help="univariate detectors only (no autoencoder)")
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["json", "influx", "telegraf-json"]),
+    default="json",
+    show_default=True,
+    help="what the plant writes and the worker reads (ANOMSTREAM_INPUT_FORMAT)",
+)
 def demo(
     duration: float,
     rate: float,
@@ -38,6 +46,7 @@ def demo(
     no_live: bool,
     model_cache: Path,
     no_model: bool,
+    input_format: str,
 ) -> None:
     """Embedded broker + worker + a synthetic plant with injected anomalies; prints a summary.
 
@@ -45,6 +54,7 @@ def demo(
     Examples:
       anomstream demo                                  # 60 s, live view (what `make demo` runs)
       anomstream demo --duration 20 --no-live --no-model --summary-json demo.json
+      anomstream demo --format influx                  # the plant as Telegraf writes it
     """
     from anomstream.demo import Summary, print_summary, run_demo
     from anomstream.demo import summary_json as to_json
@@ -63,6 +73,7 @@ def demo(
                 console=console,
                 live=not no_live,
                 model_cache=None if no_model else model_cache,
+                format=input_format,
             )
         )
     except KeyboardInterrupt:

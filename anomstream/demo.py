@@ -31,6 +31,9 @@ from anomstream.tail import format_event
 from harness.brokers import TansuBroker, free_port
 from harness.workerproc import WorkerProcess, worker_env
 from streams.clients import start_consumer, start_producer
+from streams.codec import Limits, to_record
+from streams.formats import decoder_for
+from streams.formats.writers import write
 from streams.settings import Settings, load_settings
 from streams.topics import ensure_topics
 
@@ -89,8 +92,10 @@ async def run_demo(
     live: bool = True,
     workdir: Path | None = None,
     model_cache: Path | None = None,
+    format: str = "json",
 ) -> None:
-    """Run the demo, filling `summary` as it goes (so Ctrl-C still leaves one to print)."""
+    """Run the demo, filling `summary` as it goes (so Ctrl-C still leaves one to print);
+    `format` is what the plant writes and the worker reads (`ANOMSTREAM_INPUT_FORMAT`)."""
     console = console or Console()
     plant = Plant(sources=sources, rate=rate, duration=summary.duration_s, seed=seed)
     with contextlib.ExitStack() as stack:
@@ -109,6 +114,7 @@ async def run_demo(
             idempotence=False,
             log_level="warn",
             models_dir=str(models if models is not None else workdir / "no-models"),
+            input_format=format,
         )
         settings = load_settings(environ=env)
         topics = await ensure_topics(settings, wait=30)
@@ -143,7 +149,7 @@ async def run_demo(
                     asyncio.create_task(_refresh(view, state, plant, started)) if live else None
                 )
                 try:
-                    await _produce(producer, plant, topics.signals, started, state, sent_at)
+                    await _produce(producer, plant, topics.signals, started, state, sent_at, format)
                     await _drain(state, timeout=30.0)
                 except asyncio.CancelledError:
                     summary.interrupted = True
@@ -159,6 +165,19 @@ async def run_demo(
         _fill(summary, plant, state, started, time.time() - started)
 
 
+def encode(source: str, ts_text: str, signals: dict[str, Any], format: str) -> tuple[bytes, str]:
+    """A plant record as a message in the input `format`, and the `ts` its score will carry
+    (line protocol and Telegraf carry numbers: read back as the worker reads them)."""
+    record = {"source": source, "ts": ts_text, "signals": signals}
+    if format == "json":
+        return orjson.dumps(record), ts_text
+    value = write(to_record(record, None, Limits()), format)
+    if value is None:
+        raise ValueError(f"a record of {source} has no value to write")
+    (back,), _ = decoder_for(format)(value, None, Limits(), None)
+    return value, back.ts_text
+
+
 async def _produce(
     producer: Any,
     plant: Plant,
@@ -166,6 +185,7 @@ async def _produce(
     started: float,
     state: _Live,
     sent_at: dict[tuple[str, str], float] | None,
+    format: str = "json",
 ) -> None:
     rows = plant.generate(started)
     bad_at = {len(rows) * (i + 1) // (len(MALFORMED) + 1): bad for i, bad in enumerate(MALFORMED)}
@@ -174,8 +194,7 @@ async def _produce(
         ahead = ts - time.time()
         if ahead > 0.002:
             await asyncio.sleep(ahead)
-        ts_text = iso(ts)
-        value = orjson.dumps({"source": source, "ts": ts_text, "signals": signals})
+        value, ts_text = encode(source, iso(ts), signals, format)
         if sent_at is not None:
             sent_at[(source, ts_text)] = time.time()
         pending.append(await producer.send(topic, value, key=source.encode()))
@@ -370,7 +389,9 @@ async def stream_plant(
                     f"[dim]cycle {done + 1}: {inj.kind} on {inj.source}/{inj.signal} at "
                     f"{iso(started + inj.start)}[/]"
                 )
-            await _produce(producer, plant, settings.kafka.topic_signals, started, state, None)
+            topic = settings.kafka.topic_signals
+            fmt = settings.input.input_format
+            await _produce(producer, plant, topic, started, state, None, fmt)
             done += 1
     finally:
         await producer.stop()

@@ -37,6 +37,7 @@ from detectors.source_state import SourceState
 from detectors.timestamps import parse_ts
 from streams.clients import start_consumer, start_producer
 from streams.codec import Limits, decode
+from streams.security import client_security
 from streams.settings import Settings
 from streams.topics import (
     DLQ_MAX_MESSAGE_BYTES,
@@ -313,7 +314,9 @@ async def warm_from_topic(
 async def _partitions(settings: Settings, topic: str) -> list[int]:
     """The topic's partition numbers, from metadata of all topics: asking for one topic by name
     would make a broker that auto-creates topics create it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka.bootstrap_servers, **client_security(settings.security)
+    )
     try:
         with quiet_kafka_client():
             await admin.start()

@@ -114,6 +114,7 @@ def start(variant: Variant, encoding: str, run: Run) -> Child:
             TOPIC_SCORES=sink,
             TOPIC_ANOMALIES=f"{name}.anomalies",
             TOPIC_DLQ=f"{name}.dlq",
+            TOPIC_EPISODES=f"{name}.episodes",
             PARTITIONS=run.partitions,
             LOG_LEVEL=LOG_LEVEL,
             MODELS_DIR=str(models),

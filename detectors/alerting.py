@@ -1,7 +1,7 @@
-"""The alerting policy: which anomalous records become events, and how they form episodes.
+"""The alerting policy: which anomalous records become events, and the ids of episodes.
 
 Per record and source, after scoring: a record's score never depends on it, only whether it
-raises an event (`Scored.alert`) and the episode it belongs to.
+raises an event (`Scored.alert`). How records form episodes is `detectors.episodes`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from hashlib import blake2b
 
 from detectors.records import Origin
-from detectors.results import Scored
 from detectors.source_state import SourceState
 
 ESCALATION = 3.0
@@ -43,19 +42,3 @@ def escalate(state: SourceState, p: float, realert_after: int) -> bool:
         state.alert_p, state.alert_age = p, 0
         return True
     return False
-
-
-def track_episode(state: SourceState, scored: Scored) -> None:
-    """Consecutive anomalous records of a source form one episode; a normal one closes it."""
-    if not scored.is_anomaly:
-        state.episode = None
-        return
-    rec = scored.record
-    if state.episode is None:
-        state.episode = {
-            "id": episode_id(rec.source, rec.ts_text, rec.origin),
-            "start": rec.ts_text,
-            "n": 0,
-        }
-    state.episode = {**state.episode, "n": state.episode["n"] + 1}
-    scored.episode = dict(state.episode)

@@ -1,8 +1,9 @@
 """Collecting a scored batch into per-record results.
 
 The batch's arrays become lists once (`Columns` per series, `RecordColumns` per source); each
-record's `Scored` then points into them, and the alerting policy (`detectors.alerting`) and the
-source's bookkeeping (records, last time, applied offsets) are updated record by record.
+record's `Scored` then points into them, and the alerting policy (`detectors.alerting`), the
+source's episode (`detectors.episodes`) and its bookkeeping (records, last time, applied
+offsets) are updated record by record.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from detectors.alerting import escalate, track_episode
+from detectors.alerting import escalate
 from detectors.batch import SourceBatch
 from detectors.config import ScoringConfig
+from detectors.episodes import advance, gap_of
 from detectors.model_verdicts import Verdicts
 from detectors.records import Record
 from detectors.results import Columns, Scored, SignalRows
@@ -144,6 +146,7 @@ def collect(
     positions: dict[tuple[str, ...], list[int]] = {}
     """Signal names in a record's order -> their series (records of a source look alike)."""
     realert_after = cfg.realert_after
+    target_fap, gap = cfg.target_fap, gap_of(cfg)
     for t, i in enumerate(group.rows):
         rec = records[i]
         values: list[float] = list(rec.signals.values())  # type: ignore[arg-type]
@@ -178,7 +181,8 @@ def collect(
             model=model_label,
             model_p=judged,
         )
-        track_episode(state, scored)
+        if anomalous or state.episode is not None:
+            advance(state, scored, target_fap, gap)
         if not scored.warming_up and not switch:
             scored.escalated = escalate(state, p_alert[t], realert_after)
         results[i] = scored

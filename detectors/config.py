@@ -28,6 +28,8 @@ class ScoringConfig:
     """Alerts ask this many times more evidence of a record whose values all lie where their
     signals have been before (see `detectors.novelty`): recurring behaviour pages nobody at
     the first odd value. The record's score and `is_anomaly` are not affected."""
+    episode_gap: int = 3
+    """Normal records in a row an anomaly episode stays open over (`detectors.episodes`)."""
 
     @property
     def threshold(self) -> float:

@@ -1,6 +1,7 @@
 """Offline scoring of a file with the stream's code path: the same `Scorer`, suite, autoencoder
 and fusion, fed in micro-batches, so `anomstream detect` and the worker agree record for record,
-events included (`events`: the processor's rule and message, in its order).
+events and episodes included (`events`, `episodes`: the processor's rules and messages, in its
+order).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from detectors.autoencoder import OnnxAutoencoder
 from detectors.engine import Scorer, ScoringConfig
+from detectors.episodes import episode_messages
 from detectors.messages import anomaly_event, score_message
 from detectors.models import ModelBook
 from detectors.protocol import Detector
@@ -61,6 +63,13 @@ def events(
     processor's arguments (`model`: its `Processor.model`, None in the worker). Records without
     an input position (a file) get ids hashed from source, ts and kind (docs/messages.md)."""
     return {i: anomaly_event(res, config, model) for i, res in enumerate(scored) if res.alert}
+
+
+def episodes(scored: Sequence[Scored]) -> list[dict[str, Any]]:
+    """The episode messages the stream publishes for these results, in its order (built while
+    scoring, `detectors.episodes`). An episode still open at the end has no close: a stream
+    that had read only these records would not have closed it either."""
+    return episode_messages(scored)
 
 
 def flat_rows(

@@ -163,6 +163,9 @@ class Scored:
     alertable: bool = False
     """Anomalous by `alert_p` too: worth an event if it escalates."""
     episode: dict[str, Any] | None = None
+    """The episode an anomalous record belongs to, as its event tells it: {"id", "start", "n"}."""
+    episode_message: dict[str, Any] | None = None
+    """The message this record sends to the episodes topic (`detectors.episodes`), if any."""
     escalated: bool = False
     """More extreme (by `alert_p`) than the source's last escalated record, or that was long
     ago."""

@@ -80,7 +80,8 @@ class SourceState:
     last_ts: float = float("-inf")
     records: int = 0
     episode: dict[str, Any] | None = None
-    """Open anomaly episode: {"id", "start", "n"}."""
+    """Open anomaly episode (`detectors.episodes`): {"id", "start", "n"}, what its messages
+    told and when to tell more; a state saved before the episodes topic kept the first three."""
     alert_p: float = 1.0
     """p of the last escalated record (`detectors.alerting.escalate`) and records since."""
     alert_age: int = 1 << 30

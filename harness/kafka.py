@@ -3,6 +3,11 @@
 Recovery, rebalance, reliability and throughput are proven on this broker, so it runs with
 Kafka's own GC settings, keeps its log dir and ports across a restart, and formats that log dir
 only once (a second format would wipe the data a recovery test restarts on).
+
+Optionally, beside the PLAINTEXT listener (the default, unchanged, and the one readiness is
+probed on), an SSL listener that requires a client certificate (`certs`) and a SASL_SSL one
+(`certs` and `users`) taking SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN logins; the SCRAM users are
+written into the log dir when it is formatted (`--add-scram`), as KRaft wants them.
 """
 
 from __future__ import annotations
@@ -14,12 +19,17 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from harness.certs import Certs
 from harness.errors import BrokerError
 from harness.kafka_dist import KAFKA_VERSION, fetch_kafka, java_problem
 from harness.local import LocalBroker
 from harness.probe import free_port
 
-__all__ = ["KAFKA_JVM_OPTS", "KafkaBroker"]
+__all__ = ["KAFKA_JVM_OPTS", "SASL_MECHANISMS", "KafkaBroker"]
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = (*SCRAM_MECHANISMS, "PLAIN")
+"""What the SASL_SSL listener takes; every user may log in with each."""
 
 #: Kafka's own GC choice (throughput benchmarks run on this broker, so no C1-only JIT tricks:
 #: `-XX:TieredStopAtLevel=1` starts faster and costs peak speed); heap is separate.
@@ -52,8 +62,16 @@ class KafkaBroker(LocalBroker):
         properties: Mapping[str, str | int] | None = None,
         heap: str = "512m",
         jvm_opts: Sequence[str] = KAFKA_JVM_OPTS,
+        certs: Certs | None = None,
+        users: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(workdir, port)
+        if users and certs is None:
+            raise ValueError("SASL users need certs: the SASL listener is SASL_SSL")
+        self.certs = certs
+        self.users = dict(users or {})
+        self.ssl_port = free_port() if certs is not None else None
+        self.sasl_port = free_port() if users else None
         self.version = version
         self.controller_port = controller_port if controller_port is not None else free_port()
         self.libs = libs
@@ -73,19 +91,69 @@ class KafkaBroker(LocalBroker):
                     return line.split("=", 1)[1].strip()
         return _kafka_cluster_id()
 
+    @property
+    def ssl_bootstrap(self) -> str:
+        """`host:port` of the SSL listener (client certificate required)."""
+        if self.ssl_port is None:
+            raise BrokerError("this broker has no SSL listener (give it certs)")
+        return f"127.0.0.1:{self.ssl_port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """`host:port` of the SASL_SSL listener."""
+        if self.sasl_port is None:
+            raise BrokerError("this broker has no SASL_SSL listener (give it certs and users)")
+        return f"127.0.0.1:{self.sasl_port}"
+
+    def _listeners(self) -> dict[str, int]:
+        """Listener name (= its security protocol) -> port, CONTROLLER aside."""
+        found = {"PLAINTEXT": self.port}
+        if self.ssl_port is not None:
+            found["SSL"] = self.ssl_port
+        if self.sasl_port is not None:
+            found["SASL_SSL"] = self.sasl_port
+        return found
+
+    def _security_properties(self) -> dict[str, str | int]:
+        if self.certs is None:
+            return {}
+        props: dict[str, str | int] = {
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.certs.broker_keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.certs.ca),
+            "listener.name.ssl.ssl.client.auth": "required",
+        }
+        if self.users:
+            scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            plain = "".join(f' user_{name}="{pw}"' for name, pw in self.users.items())
+            props.update(
+                {
+                    "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+                    "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": scram,
+                    "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": scram,
+                    "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+                        f"org.apache.kafka.common.security.plain.PlainLoginModule required{plain};"
+                    ),
+                }
+            )
+        return props
+
     def properties(self) -> dict[str, str]:
         """The server.properties this broker runs with (extra `properties` win)."""
+        listeners = self._listeners()
+        advertised = ",".join(f"{name}://127.0.0.1:{port}" for name, port in listeners.items())
         props: dict[str, str | int] = {
             "process.roles": "broker,controller",
             "node.id": 1,
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
-            ),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"{advertised},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": advertised,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(
+                f"{name}:{name}" for name in [*listeners, "CONTROLLER"]
+            ).replace("CONTROLLER:CONTROLLER", "CONTROLLER:PLAINTEXT"),
             "log.dirs": str(self.data_dir),
             "num.partitions": 1,
             "default.replication.factor": 1,
@@ -96,6 +164,7 @@ class KafkaBroker(LocalBroker):
             "share.coordinator.state.topic.replication.factor": 1,
             "share.coordinator.state.topic.min.isr": 1,
             "group.initial.rebalance.delay.ms": 0,
+            **self._security_properties(),
         }
         props.update(self.extra_properties)
         return {key: str(value) for key, value in props.items()}
@@ -144,6 +213,12 @@ class KafkaBroker(LocalBroker):
             "-c",
             str(self.config_path),
             "--ignore-formatted",
+            *(
+                arg
+                for name, password in self.users.items()
+                for mechanism in SCRAM_MECHANISMS
+                for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+            ),
         )
         with self.log_path.open("ab") as log:
             log.write(f"\n=== format: {' '.join(cmd)}\n".encode())

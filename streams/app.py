@@ -37,6 +37,7 @@ from streams.formats import decoder_for
 from streams.metrics import Metrics
 from streams.processor import Processor
 from streams.scoring import build_scorer
+from streams.security import broker_credentials, client_security
 from streams.settings import Settings
 from streams.state import SourceStates
 from streams.status import STATUS_INTERVAL, StatusReporter
@@ -83,6 +84,7 @@ class OutputProducer(Service):
             max_batch_size=1_048_576,
             max_request_size=DLQ_MAX_MESSAGE_BYTES + 65_536,
             client_id=f"{s.kafka.app_id}-output",
+            **client_security(s.security),
         )
         await self._producer.start()
         self._ready.set()
@@ -183,6 +185,7 @@ def build_app(
         # over what is passed here: only ANOMSTREAM_* settings may configure the worker.
         env={},
         broker=settings.kafka.broker,
+        broker_credentials=broker_credentials(settings.security),
         datadir=str(settings.state.data_dir),
         web_enabled=False,
         topic_partitions=topics.partitions,
@@ -274,7 +277,12 @@ def build_app(
         """Faust starts app tasks after table recovery finished."""
         metrics.ready.set(1)
 
-    guard = GapGuard(KafkaOffsets(settings.kafka.bootstrap_servers, settings.kafka.app_id), metrics)
+    offsets = KafkaOffsets(
+        settings.kafka.bootstrap_servers,
+        settings.kafka.app_id,
+        **client_security(settings.security),
+    )
+    guard = GapGuard(offsets, metrics)
     store = states.store
     assert isinstance(store, TableStore)
 

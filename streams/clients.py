@@ -1,5 +1,5 @@
 """Plain aiokafka clients for the commands around the worker (replay, tail, demo), and the
-producer settings the worker starts with.
+producer settings the worker starts with. Every client speaks `settings.security` (TLS, SASL).
 
 Idempotence: some brokers refuse idempotent producers (the embedded Tansu answers the
 `InitProducerId` request a producer sends at start with error -1, UNKNOWN_SERVER_ERROR; a Kafka
@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from streams.security import client_security, connection_problem
 from streams.settings import Settings
 from streams.topics import (
     UNREACHABLE,
@@ -39,6 +40,18 @@ class IdempotenceRefused(BrokerUnavailable):
     """The broker refuses idempotent producers and the user asked for one explicitly."""
 
 
+async def _start_failure(exc: BaseException, settings: Settings, doing: str) -> BrokerUnavailable:
+    """The one line for a client that did not start: a refused login, an untrusted certificate
+    or a listener of another protocol looks like an unreachable broker to aiokafka: ask why."""
+    bootstrap = settings.kafka.bootstrap_servers
+    if isinstance(exc, UNREACHABLE):
+        with quiet_kafka_client():
+            problem = await connection_problem(bootstrap, settings.security)
+        if problem is not None:
+            return BrokerUnavailable(problem.text)
+    return start_error(exc, bootstrap, doing)
+
+
 async def _started(client: Client, settings: Settings, doing: str) -> Client:
     """Start a client; a broker error is one line for the user (its real cause), not a traceback."""
     try:
@@ -46,7 +59,7 @@ async def _started(client: Client, settings: Settings, doing: str) -> Client:
             await client.start()
     except (KafkaError, OSError) as exc:
         await client.stop()
-        raise start_error(exc, settings.kafka.bootstrap_servers, doing) from None
+        raise await _start_failure(exc, settings, doing) from None
     return client
 
 
@@ -78,7 +91,7 @@ async def _start_producer(
     except (KafkaError, OSError) as exc:
         await producer.stop()
         if isinstance(exc, UNREACHABLE):
-            raise start_error(exc, settings.kafka.bootstrap_servers, doing) from None
+            raise await _start_failure(exc, settings, doing) from None
         refused = exc
     # It answered: if a plain producer starts, what it refused was idempotence.
     plain = await _started(
@@ -106,6 +119,7 @@ def producer_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "acks": "all",
         "enable_idempotence": settings.kafka.producer_idempotence,
         "linger_ms": settings.kafka.producer_linger_ms,
+        **client_security(settings.security),
         **overrides,
     }
 
@@ -142,6 +156,7 @@ async def start_consumer(
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
         group_id=None,
+        **client_security(settings.security),
         **overrides,
     )
     return await _started(consumer, settings, "start a consumer")

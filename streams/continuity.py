@@ -207,10 +207,14 @@ def _ranges(offsets: list[int], most: int = 20) -> str:
 
 
 class KafkaOffsets:
-    """`Offsets` from the broker: an admin client and a group-less probe consumer."""
+    """`Offsets` from the broker: an admin client and a group-less probe consumer; `client`
+    holds the clients' TLS/SASL options (`streams.security.client_security`)."""
 
-    def __init__(self, bootstrap: str, group: str, deadline: float = REFILL_DEADLINE) -> None:
+    def __init__(
+        self, bootstrap: str, group: str, deadline: float = REFILL_DEADLINE, **client: Any
+    ) -> None:
         self._bootstrap = bootstrap
+        self._client = client
         self._group = group
         self._deadline = deadline
         self._admin: Any = None
@@ -221,7 +225,7 @@ class KafkaOffsets:
         from aiokafka.structs import TopicPartition
 
         if self._admin is None:
-            self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, **self._client)
             await self._admin.start()
         key = TopicPartition(tp.topic, tp.partition)
         found = await self._admin.list_consumer_group_offsets(self._group, partitions=[key])
@@ -244,6 +248,7 @@ class KafkaOffsets:
                 fetch_max_wait_ms=100,
                 # an offset retention removed while we read: go on from the first stored one
                 auto_offset_reset="earliest",
+                **self._client,
             )
             await self._probe.start()
         return self._probe

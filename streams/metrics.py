@@ -13,13 +13,14 @@ published, `streams.status`, with its uptime and version).
 from __future__ import annotations
 
 import platform
+import socket
 import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import (
@@ -32,6 +33,10 @@ from prometheus_client import (
     generate_latest,
 )
 
+if TYPE_CHECKING:
+    from streams.security import MetricsGuard
+
+TEXT = "text/plain; charset=utf-8"
 SCORE_BUCKETS = (0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999, 1.0)
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
@@ -195,11 +200,24 @@ class Metrics:
             "the same topic and partition (topic recreated or offsets reset)",
             registry=r,
         )
+        self.open_episodes = Gauge(
+            "anomstream_open_episodes",
+            "Sources of this worker with an open anomaly episode (at their last record)",
+            registry=r,
+        )
+        self.episodes = Counter(
+            "anomstream_episodes",
+            "Anomaly episodes closed, by the severity they reached",
+            ["severity"],
+            registry=r,
+        )
         self.build.labels(version=package_version(), python=platform.python_version()).set(1)
         self.set_models([])
         for outcome in ("scored", "dead_lettered", "replayed"):
             self.records.labels(outcome=outcome)
         self._warming: set[str] = set()
+        self._open: set[str] = set()
+        """Sources whose last record left an episode open."""
         self.lag: dict[int, int] = {}
         """Input partition -> consumer lag (records) at its last batch."""
         self.started = time.time()
@@ -252,12 +270,15 @@ class Metrics:
         for name, version in loaded or [("none", "")]:
             self.model.labels(name=name, version=version).set(1)
 
-    def serve(self, port: int) -> ThreadingHTTPServer | None:
-        """Answer `/metrics`, `/healthz`, `/readyz`, `/status` on `port` from a thread (0 = do
-        not serve)."""
+    def serve(
+        self, port: int, host: str = "0.0.0.0", guard: MetricsGuard | None = None
+    ) -> ThreadingHTTPServer | None:
+        """Answer `/metrics`, `/healthz`, `/readyz`, `/status` on `host:port` from a thread (0 =
+        do not serve); with a `guard`, `/metrics` asks for credentials, the probes stay open."""
         if not port:
             return None
-        server = ThreadingHTTPServer(("", port), _handler(self))
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        server = server_class((host, port), _handler(self, guard))
         threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
         return server
 
@@ -308,16 +329,38 @@ class Metrics:
         self.warming.set(len(self._warming))
         self.batch_seconds.observe(seconds)
 
+    def observe_episodes(self, open_now: dict[str, bool], closed: Iterable[str]) -> None:
+        """One micro-batch's episodes: per source in it, whether its episode is open after it;
+        the severity of each episode it closed."""
+        for source, is_open in open_now.items():
+            if is_open:
+                self._open.add(source)
+            else:
+                self._open.discard(source)
+        self.open_episodes.set(len(self._open))
+        for severity, n in Tally(closed).items():
+            self.episodes.labels(severity=severity).inc(n)
+
     def forget_sources(self, sources: Iterable[str]) -> None:
-        self._warming.difference_update(sources)
+        gone = set(sources)
+        self._warming.difference_update(gone)
         self.warming.set(len(self._warming))
+        self._open.difference_update(gone)
+        self.open_episodes.set(len(self._open))
 
 
-def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def _handler(metrics: Metrics, guard: MetricsGuard | None = None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
+                if guard is not None and not guard.allows(self.headers.get("Authorization")):
+                    self._send(401, b"unauthorized\n", challenge=guard.challenge)
+                    return
                 self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
                 self._send(200, b"ok\n")
@@ -331,9 +374,13 @@ def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(404, b"not found: try /metrics, /healthz, /readyz or /status\n")
 
-        def _send(self, code: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
+        def _send(
+            self, code: int, body: bytes, kind: str = TEXT, challenge: str | None = None
+        ) -> None:
             self.send_response(code)
             self.send_header("Content-Type", kind)
+            if challenge is not None:
+                self.send_header("WWW-Authenticate", challenge)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -1,9 +1,9 @@
 """One micro-batch, top to bottom: decode+validate -> per-source state -> score -> publish.
 
 The batch is scored against the states as they were (`streams.state` loads them) and its score
-messages, events and dead letters are published and their acknowledgements awaited before the
-new states are handed back to `streams.state` as changed: a state is never saved ahead of the
-outputs it produced (docs/delivery.md).
+messages, events, episode messages and dead letters are published and their acknowledgements
+awaited before the new states are handed back to `streams.state` as changed: a state is never
+saved ahead of the outputs it produced (docs/delivery.md).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from detectors.engine import BatchOutcome, Scorer
+from detectors.episodes import episode_bytes
 from detectors.fusion import severity
 from detectors.messages import ScoreMode, anomaly_event, compact_score_bytes, score_bytes
 from detectors.records import Invalid, Origin, Record
@@ -90,6 +91,10 @@ class Processor:
                 key = res.record.source.encode()
                 pending.append(await self.sink.send(self.topics.anomalies, key, event, None))
                 report.events += 1
+        if self.topics.episodes:
+            told = episode_bytes(scored)
+            if told:
+                pending.extend(await self.sink.send_many(self.topics.episodes, told))
         outputs = self.score_outputs(scored)
         if outputs:
             pending.extend(await self.sink.send_many(self.topics.scores, outputs))
@@ -123,6 +128,14 @@ class Processor:
             appended=(m.timestamp for m in messages if m.timestamp is not None),
             now=time.time(),
             seconds=time.perf_counter() - started,
+        )
+        self.metrics.observe_episodes(
+            open_now={source: state.episode is not None for source, state in states.items()},
+            closed=(
+                m["severity"]
+                for r in scored
+                if (m := r.episode_message) is not None and m["status"] == "close"
+            ),
         )
         return report
 

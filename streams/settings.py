@@ -32,6 +32,7 @@ from detectors.registry import SuiteOptions
 from detectors.source_state import MAX_SOURCE_SIGNALS
 from streams.codec import Limits
 from streams.settings_input import InputSettings
+from streams.settings_security import SecuritySettings
 
 ENV_PREFIX = "ANOMSTREAM_"
 NOT_SETTINGS = frozenset({"CONFIG", "CACHE", "TEST_BROKER", "REQUIRE_KAFKA", "BENCH_DATA"})
@@ -74,6 +75,7 @@ class KafkaSettings(_Group):
     topic_scores: str = "scores"
     topic_anomalies: str = "anomalies"
     topic_dlq: str = "signals.dlq"
+    topic_episodes: str = Field("episodes", description="episode topic (empty: no episodes)")
     partitions: int = Field(4, ge=1, le=1024, description="partitions of the topics it creates")
     replication_factor: int = Field(1, ge=1, le=16)
     producer_idempotence: bool = Field(True, description="false for the embedded broker")
@@ -145,6 +147,9 @@ class ScoringSettings(_Group):
         description="times more evidence an alert asks of a record whose values are all known",
     )
     scores: ScoreMode = Field("full", description="score messages: full, compact, anomalous, off")
+    episode_gap: int = Field(
+        default(ScoringConfig, "episode_gap"), ge=0, description="normal records an episode spans"
+    )
 
     def config(self) -> ScoringConfig:
         return ScoringConfig(**self.model_dump(exclude={"scores"}))
@@ -291,6 +296,7 @@ class Settings(BaseSettings):
     input: InputSettings = InputSettings()
     state: StateSettings = StateSettings()
     serving: ServingSettings = ServingSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @staticmethod
     def names() -> dict[str, str]:

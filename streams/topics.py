@@ -26,7 +26,9 @@ from aiokafka.errors import (
     for_code,
 )
 
+from streams.security import client_security, connection_problem
 from streams.settings import Settings
+from streams.settings_security import SecuritySettings
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,9 @@ class TopicPlan:
     replication: int
     dlq_max_bytes: int = DLQ_MAX_MESSAGE_BYTES
     """The DLQ topic's own `max.message.bytes`: larger dead letters are truncated."""
+    episodes: str = ""
+    """The compacted episode topic, keyed by source; "" sends no episode messages (the
+    setting left empty, or a plan built by hand as tests and benchmarks do)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicPlan:
@@ -111,6 +116,7 @@ class TopicPlan:
             changelog=changelog_topic(settings.kafka.app_id),
             partitions=settings.kafka.partitions,
             replication=settings.kafka.replication_factor,
+            episodes=settings.kafka.topic_episodes,
         )
 
 
@@ -119,13 +125,19 @@ def changelog_topic(app_id: str) -> str:
     return f"{app_id}-{TABLE_NAME}-changelog"
 
 
-async def _connect(bootstrap: str, wait: float) -> AIOKafkaAdminClient:
-    """An admin client, retried with backoff for up to `wait` seconds."""
+async def _connect(
+    bootstrap: str, wait: float, security: SecuritySettings | None = None
+) -> AIOKafkaAdminClient:
+    """An admin client, retried with backoff for up to `wait` seconds; a refused login or an
+    untrusted certificate (which aiokafka reports as unreachable) stops at once."""
+    security = security if security is not None else SecuritySettings()
     deadline = time.monotonic() + wait
     delay = 0.25
     announced = False
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=10_000, **client_security(security)
+        )
         try:
             with quiet_kafka_client():
                 await admin.start()
@@ -135,7 +147,13 @@ async def _connect(bootstrap: str, wait: float) -> AIOKafkaAdminClient:
             if not isinstance(exc, UNREACHABLE) and not getattr(exc, "retriable", False):
                 # it answered with a refusal: waiting will not change that
                 raise start_error(exc, bootstrap, "start an admin client") from None
+            with quiet_kafka_client():
+                problem = await connection_problem(bootstrap, security)
+            if problem is not None and problem.final:
+                raise BrokerUnavailable(problem.text) from None
             if time.monotonic() + delay > deadline:
+                if problem is not None:
+                    raise BrokerUnavailable(f"{problem.text} (waited {wait:.0f} s)") from None
                 raise BrokerUnavailable(
                     f"cannot reach the Kafka broker at {bootstrap} "
                     f"(waited {wait:.0f} s): {kafka_error_text(exc)}"
@@ -150,7 +168,7 @@ async def _connect(bootstrap: str, wait: float) -> AIOKafkaAdminClient:
 async def ensure_topics(settings: Settings, wait: float = 60.0) -> TopicPlan:
     """Create the missing topics; return the plan with the input topic's real partition count."""
     plan = TopicPlan.from_settings(settings)
-    admin = await _connect(settings.kafka.bootstrap_servers, wait)
+    admin = await _connect(settings.kafka.bootstrap_servers, wait, settings.security)
     try:
         existing = await _partition_counts(admin)
         partitions = existing.get(plan.signals, plan.partitions)
@@ -167,6 +185,8 @@ async def ensure_topics(settings: Settings, wait: float = 60.0) -> TopicPlan:
                 },
             ),
         }
+        if plan.episodes:  # the last message per source is its latest episode
+            wanted[plan.episodes] = (partitions, {"cleanup.policy": "compact"})
         missing = [
             NewTopic(name, n, plan.replication, topic_configs=configs)
             for name, (n, configs) in wanted.items()

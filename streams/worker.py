@@ -15,6 +15,7 @@ from detectors.rules import load_rules
 from streams.app import build_app
 from streams.clients import settle_idempotence
 from streams.metrics import Metrics
+from streams.security import metrics_guard
 from streams.settings import Settings, SettingsError
 from streams.topics import ensure_topics
 
@@ -39,7 +40,11 @@ def run_worker(settings: Settings) -> None:
     # a broker that refuses idempotent producers: fall back or stop here, in one line
     settings, note = loop.run_until_complete(settle_idempotence(settings))
     metrics = Metrics(sources=settings.serving.metrics_sources)
-    metrics.serve(settings.serving.metrics_port)
+    metrics.serve(
+        settings.serving.metrics_port,
+        settings.security.metrics_host,
+        metrics_guard(settings.security),
+    )
     app = build_app(settings, topics, metrics, notes=[note] if note else [])
     log.info(
         "anomstream worker: %s -> %s, %s (%d partitions), group %s, metrics and /status on :%d",

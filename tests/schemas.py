@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-NAMES = ("record", "score", "event", "dead_letter")
+NAMES = ("record", "score", "event", "dead_letter", "episode")
 
 
 @cache

@@ -15,6 +15,7 @@ EXAMPLES = {
     "score": ["score.json"],
     "event": ["event.json"],
     "dead_letter": ["dead_letter.json"],
+    "episode": ["episode.json"],
 }
 
 

@@ -13,7 +13,7 @@ import pytest
 from detectors.autoencoder import OnnxAutoencoder
 from detectors.csvdata import read_table
 from detectors.engine import ScoringConfig
-from detectors.offline import events, score_records, scorer_for
+from detectors.offline import episodes, events, score_records, scorer_for
 from tests.anomstream.test_cli import anomstream
 from tests.coupled import coupled, write_csv, zero_crossing
 from tests.detectors.test_offline import positionless, through_processor
@@ -294,6 +294,29 @@ def test_detect_refuses_to_overwrite_without_force(
     done = anomstream("detect", str(model_dir), str(broken), "--out", str(out), "--force")
     assert done.returncode == 0, done.stderr
     assert len(read_jsonl(out)) == 900 and events_file.read_text() != "theirs\n"
+
+
+def test_detect_writes_the_episodes_beside_the_events(
+    model_dir: Path, broken: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "scores.jsonl"
+    taken = tmp_path / "scores.episodes.jsonl"
+    taken.write_text("theirs\n")
+    done = anomstream("detect", str(model_dir), str(broken), "--out", str(out))
+    assert done.returncode == 1 and str(taken) in done.stderr  # not overwritten either
+    done = anomstream("detect", str(model_dir), str(broken), "--out", str(out), "--force")
+    assert done.returncode == 0, done.stderr
+    written = read_jsonl(taken)
+    assert written and written[0]["status"] == "open"
+    for msg in written:
+        check("episode", msg)
+    assert f"episodes -> {taken}" in done.stdout
+    model = OnnxAutoencoder.load(model_dir)
+    config = ScoringConfig(target_fap=model.spec.info["target_fap"])
+    scored = score_records(scorer_for(model, config), read_table(broken).records())
+    assert written == episodes(scored)  # the stream's function
+    event_episodes = {e["episode"]["id"] for e in read_jsonl(tmp_path / "scores.events.jsonl")}
+    assert event_episodes <= {m["id"] for m in written}
 
 
 def test_evaluate_refuses_to_overwrite_a_named_report_without_force(

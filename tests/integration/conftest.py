@@ -73,6 +73,7 @@ class Lane:
             "TOPIC_SCORES": f"{self.prefix}.scores",
             "TOPIC_ANOMALIES": f"{self.prefix}.anomalies",
             "TOPIC_DLQ": f"{self.prefix}.dlq",
+            "TOPIC_EPISODES": f"{self.prefix}.episodes",
             "WARMUP": 100,
             **{k.upper(): v for k, v in extra.items()},
         }

@@ -61,3 +61,39 @@ def test_demo_scores_every_record_and_catches_the_injected_anomalies(tmp_path: P
     assert len(summary["pids"]) == 2
     for pid in summary["pids"]:
         assert not Path(f"/proc/{pid}").exists(), f"process {pid} is still running"
+
+
+@pytest.mark.skipif(
+    os.environ.get("ANOMSTREAM_TEST_BROKER", "tansu") != "tansu",
+    reason="the demo always runs on its own embedded broker: tested in the Tansu lane",
+)
+def test_the_demo_runs_on_influx_line_protocol(tmp_path: Path) -> None:
+    """`--format influx`: the plant writes line protocol, the worker reads it; the malformed
+    JSON the demo sends is not line protocol either and is dead-lettered."""
+    summary_path = tmp_path / "summary.json"
+    result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [
+            sys.executable,
+            "-m",
+            "anomstream",
+            "demo",
+            "--duration",
+            "20",
+            "--no-live",
+            "--no-model",
+            "--format",
+            "influx",
+            "--summary-json",
+            str(summary_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(summary_path.read_text())
+    assert summary["records_produced"] >= 20 * 300 * 0.95
+    assert summary["scores_received"] == summary["records_produced"]
+    assert summary["duplicate_scores"] == 0
+    assert summary["dead_letters"] == summary["malformed_sent"] == 3
+    assert any(i["detected"] for i in summary["injected"]), summary["injected"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
@@ -274,3 +276,65 @@ def test_the_future_bound_is_judged_by_the_message_time_so_a_replay_judges_alike
         proc, _, _, _ = make()
         proc.wall = functools.partial(float, wall)
         assert process(proc, [message]).dead == 1
+
+
+def pump(n: int, spikes: dict[int, float], start: int = 0) -> list[InMessage]:
+    """One source, `pump-1`, on partition 0 at offsets `start`..: `x` spiked at `spikes`."""
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=start + n)
+    out = []
+    for i in range(start, start + n):
+        rec = {
+            "source": "pump-1",
+            "ts": 1795514400 + i,
+            "signals": {"x": spikes.get(i, float(values[i]))},
+        }
+        out.append(InMessage("signals", 0, i, b"pump-1", orjson.dumps(rec)))
+    return out
+
+
+def with_episodes() -> tuple[Processor, FakeSink, FakeStore, Log]:
+    log = Log()
+    sink, store = FakeSink(log), FakeStore(log)
+    scorer, metrics = Scorer(ScoringConfig(warmup=20, learn_gate=True)), Metrics()
+    topics = dataclasses.replace(TOPICS, episodes="episodes")
+    proc = Processor(scorer, SourceStates(scorer, store, metrics), sink, topics, Limits(), metrics)
+    return proc, sink, store, log
+
+
+def test_episode_messages_go_to_their_topic_by_source_before_the_state_is_saved() -> None:
+    proc, sink, _, log = with_episodes()
+    process(proc, pump(100, {60: 40.0, 61: 50.0}))
+    told = [(k, orjson.loads(v)) for t, k, v, _ in sink.sent if t == "episodes"]
+    assert [(k, m["status"], m["ts"]) for k, m in told] == [
+        (b"pump-1", "open", "2026-11-24T10:01:00.000Z"),
+        (b"pump-1", "close", "2026-11-24T10:01:05.000Z"),  # past the gap of 3
+    ]
+    for _, msg in told:
+        check("episode", msg)
+    events = [orjson.loads(v) for t, _, v, _ in sink.sent if t == "anomalies"]
+    assert {e["episode"]["id"] for e in events} == {told[0][1]["id"]}
+    kinds = [op for op, _ in log.ops]
+    assert kinds.count("ack") == len(sink.sent)
+    assert kinds.index("save") > max(i for i, k in enumerate(kinds) if k == "ack")
+    metrics = proc.metrics
+    assert metrics.episodes.labels(severity="critical")._value.get() == 1
+    assert metrics.open_episodes._value.get() == 0
+
+
+def test_an_episode_open_at_a_batch_end_is_counted_and_goes_on_in_the_next() -> None:
+    proc, sink, _, _ = with_episodes()
+    process(proc, pump(62, {60: 40.0, 61: 50.0}))
+    assert proc.metrics.open_episodes._value.get() == 1
+    process(proc, pump(10, {}, start=62))
+    assert proc.metrics.open_episodes._value.get() == 0
+    statuses = [orjson.loads(v)["status"] for t, _, v, _ in sink.sent if t == "episodes"]
+    assert statuses == ["open", "close"]
+    proc.metrics.forget_sources(["pump-1"])  # evicted or moved away: not open here
+    assert proc.metrics.open_episodes._value.get() == 0
+
+
+def test_a_plan_without_an_episode_topic_sends_no_episode_messages() -> None:
+    proc, sink, _, _ = make()
+    process(proc, pump(100, {60: 40.0}))
+    assert {t for t, _, _, _ in sink.sent} <= {"scores", "anomalies"}

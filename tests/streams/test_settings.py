@@ -103,6 +103,27 @@ def test_alerting_settings_reach_the_scorer() -> None:
     assert build_scorer(load_settings(environ={})).config.known_factor == 10.0
 
 
+def test_episode_settings_name_the_topic_and_the_gap() -> None:
+    from detectors.episodes import EPISODE_GAP
+    from streams.topics import TopicPlan
+
+    default = load_settings(environ={})
+    assert default.scoring.episode_gap == EPISODE_GAP
+    assert TopicPlan.from_settings(default).episodes == "episodes"
+    s = load_settings(environ={"ANOMSTREAM_EPISODE_GAP": "0", "ANOMSTREAM_TOPIC_EPISODES": ""})
+    assert s.scoring.episode_gap == 0 and TopicPlan.from_settings(s).episodes == ""
+    with pytest.raises(SettingsError, match="episode_gap"):
+        load_settings(environ={"ANOMSTREAM_EPISODE_GAP": "-1"})
+
+
+def test_the_episode_gap_reaches_the_scorer() -> None:
+    from detectors.episodes import gap_of
+    from streams.scoring import build_scorer
+
+    config = build_scorer(load_settings(environ={"ANOMSTREAM_EPISODE_GAP": "0"})).config
+    assert gap_of(config) == 0
+
+
 def test_the_file_may_group_settings_in_tables(tmp_path: Path) -> None:
     cfg = tmp_path / "a.toml"
     cfg.write_text('[anomstream.kafka]\ntopic_scores = "s2"\n[anomstream.scoring]\nwarmup = 50\n')

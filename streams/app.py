@@ -42,6 +42,7 @@ from streams.settings import Settings
 from streams.state import SourceStates
 from streams.status import STATUS_INTERVAL, StatusReporter
 from streams.structs import Admitted
+from streams.tails import RECOVERY_STALL, TAIL_CHECK, LostTails
 from streams.topics import (
     CHANGELOG_MAX_MESSAGE_BYTES,
     DLQ_MAX_MESSAGE_BYTES,
@@ -50,13 +51,6 @@ from streams.topics import (
 )
 
 log = logging.getLogger(__name__)
-
-TAIL_CHECK = 3.0
-"""Seconds between looks for records Faust fetched but never delivered (`GapGuard.tails`): a
-quiet partition's lost tail is scored within two looks."""
-
-RECOVERY_STALL = 20.0
-"""Seconds a changelog partition's recovery may stand still before it is read again."""
 
 PLACEMENT_CACHE = 100_000
 """Keys whose partition is remembered per topic (sources come back; murmur2 is pure Python)."""
@@ -287,38 +281,13 @@ def build_app(
     assert isinstance(store, TableStore)
 
     recovery = RecoveryWatch(app, RECOVERY_STALL, time.monotonic)
+    tails = LostTails(guard, recovery, states, processor, topics.signals)
 
     @app.timer(TAIL_CHECK)  # type: ignore[untyped-decorator]
     async def find_lost_tails() -> None:
-        """Records Faust fetched and dropped around a rebalance at the end of a partition
-        that then went quiet (`GapGuard.tails`): scored from the broker, like any hole."""
-        if states.restoring:
-            try:
-                for tp in await recovery.look():
-                    log.warning("table recovery of %s stopped moving: read it again", tp)
-            except Exception as exc:  # the broker is away: Faust's recovery waits for it too
-                log.debug("no look at the recovery: %r", exc)
-            return
-        consumer: Any = app.consumer
-        ends = {}
-        for tp in consumer.assignment():
-            end = consumer.highwater(tp) if tp.topic == topics.signals else None
-            if end is not None:
-                ends[tp] = end
-        if not ends:
-            return
+        """Records Faust dropped at the end of a quiet partition, scored from the broker."""
         try:
-            async with states.lock:
-                if states.restoring:
-                    return
-                try:
-                    admitted = await guard.tails(ends)
-                except Exception as exc:  # the broker is away or slow: look again later
-                    log.debug("no look for lost records: %r", exc)
-                    return
-                if admitted.messages or admitted.holes:
-                    await processor.process(admitted.messages)
-                    await states.done(admitted.events, admitted.holes)
+            await tails.look(app.consumer)
         except Exception:
             fatal("cannot read the records Faust lost; exiting so that a restart replays them")
 

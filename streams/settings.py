@@ -31,8 +31,9 @@ from detectors.messages import ScoreMode
 from detectors.registry import SuiteOptions
 from detectors.source_state import MAX_SOURCE_SIGNALS
 from streams.codec import Limits
-from streams.settings_input import InputSettings
+from streams.settings_input import InputSettings, split_list
 from streams.settings_security import SecuritySettings
+from streams.settings_serving import ServingSettings
 
 ENV_PREFIX = "ANOMSTREAM_"
 NOT_SETTINGS = frozenset({"CONFIG", "CACHE", "TEST_BROKER", "REQUIRE_KAFKA", "BENCH_DATA"})
@@ -53,13 +54,6 @@ def default(config: type[Any], name: str) -> Any:
     if found.default_factory is not dataclasses.MISSING:
         return found.default_factory()
     return found.default
-
-
-def _split(value: object) -> object:
-    """Env and flags give `a,b,c`; the file gives a list."""
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return value
 
 
 class _Group(BaseModel):
@@ -178,7 +172,7 @@ class SeasonalSettings(_Group):
         description="signal name patterns that get a seasonal baseline; !pattern excludes",
     )
 
-    _lists = field_validator("seasonal_periods", "seasonal_signals", mode="before")(_split)
+    _lists = field_validator("seasonal_periods", "seasonal_signals", mode="before")(split_list)
 
     @field_validator("timezone")
     @classmethod
@@ -255,33 +249,6 @@ class StateSettings(_Group):
         description="sources one worker holds (memory); a record of a new source beyond it is "
         "dead-lettered (too_many_sources)",
     )
-
-
-class ServingSettings(_Group):
-    """Models, metrics and logs of a running worker."""
-
-    models_dir: Path = Field(Path("models"), description="model directories (train --out here)")
-    models_refresh: float = Field(
-        5.0, gt=0.0, le=3600.0, description="seconds between looks for new or changed models"
-    )
-    metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables the endpoint")
-    metrics_sources: list[str] = Field(
-        default_factory=list, description="sources that get per-source metric series"
-    )
-    log_level: str = "info"
-    rules_file: Path | None = Field(None, description="validation rules (docs/rules.md)")
-
-    _lists = field_validator("metrics_sources", mode="before")(_split)
-
-    @field_validator("log_level")
-    @classmethod
-    def _level(cls, value: str) -> str:
-        level = value.lower()
-        if level == "warning":
-            level = "warn"
-        if level not in {"crit", "error", "warn", "info", "debug"}:
-            raise ValueError("must be one of crit, error, warn, info, debug")
-        return level
 
 
 class Settings(BaseSettings):

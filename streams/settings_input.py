@@ -13,6 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from streams.formats.influx import InfluxOptions, Precision, Strings
 
 
+def split_list(value: object) -> object:
+    """Env and flags give `a,b,c`; the file gives a list (every settings group's list fields)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
 class InputSettings(BaseModel):
     """The input format (docs/messages.md, "Input formats")."""
 
@@ -35,12 +42,7 @@ class InputSettings(BaseModel):
         InfluxOptions().json_precision, description="unit of Telegraf JSON's timestamp"
     )
 
-    @field_validator("influx_source_tags", mode="before")
-    @classmethod
-    def _tags(cls, value: object) -> object:
-        if isinstance(value, str):  # env: `host,device`
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
+    _tags = field_validator("influx_source_tags", mode="before")(split_list)
 
     def options(self) -> InfluxOptions:
         return InfluxOptions(

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,34 +16,32 @@ from tests.integration.test_readme import third_party_noise
 pytestmark = pytest.mark.integration
 
 
+def run_demo(
+    tmp_path: Path, *args: str, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`anomstream demo --no-live ARGS` to its end: the output and the summary it wrote."""
+    summary_path = tmp_path / "summary.json"
+    command = [sys.executable, "-m", "anomstream", "demo", "--no-live", *args]
+    result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [*command, "--summary-json", str(summary_path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result, json.loads(summary_path.read_text())
+
+
 @pytest.mark.skipif(
     os.environ.get("ANOMSTREAM_TEST_BROKER", "tansu") != "tansu",
     reason="the demo always runs on its own embedded broker: tested in the Tansu lane",
 )
 def test_demo_scores_every_record_and_catches_the_injected_anomalies(tmp_path: Path) -> None:
-    summary_path = tmp_path / "summary.json"
-    result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [
-            sys.executable,
-            "-m",
-            "anomstream",
-            "demo",
-            "--duration",
-            "30",
-            "--no-live",
-            "--summary-json",
-            str(summary_path),
-            "--model-cache",
-            str(tmp_path / "models"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=420,
+    result, summary = run_demo(
+        tmp_path, "--duration", "30", "--model-cache", str(tmp_path / "models"), timeout=420
     )
-    assert result.returncode == 0, result.stderr[-2000:]
     noise = third_party_noise(result.stdout + result.stderr)
     assert not noise, f"third-party warnings in the demo's output: {noise[:5]}"
-    summary = json.loads(summary_path.read_text())
     print(result.stdout)
     assert summary["records_produced"] >= 30 * 300 * 0.95
     assert summary["scores_received"] == summary["records_produced"]
@@ -70,28 +69,9 @@ def test_demo_scores_every_record_and_catches_the_injected_anomalies(tmp_path: P
 def test_the_demo_runs_on_influx_line_protocol(tmp_path: Path) -> None:
     """`--format influx`: the plant writes line protocol, the worker reads it; the malformed
     JSON the demo sends is not line protocol either and is dead-lettered."""
-    summary_path = tmp_path / "summary.json"
-    result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [
-            sys.executable,
-            "-m",
-            "anomstream",
-            "demo",
-            "--duration",
-            "20",
-            "--no-live",
-            "--no-model",
-            "--format",
-            "influx",
-            "--summary-json",
-            str(summary_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    _, summary = run_demo(
+        tmp_path, "--duration", "20", "--no-model", "--format", "influx", timeout=300
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads(summary_path.read_text())
     assert summary["records_produced"] >= 20 * 300 * 0.95
     assert summary["scores_received"] == summary["records_produced"]
     assert summary["duplicate_scores"] == 0

@@ -33,7 +33,6 @@ from streams.faust_compat import (
     batches,
     save_while_draining,
 )
-from streams.formats import decoder_for
 from streams.metrics import Metrics
 from streams.processor import Processor
 from streams.scoring import build_scorer
@@ -229,6 +228,9 @@ def build_app(
         save_records=settings.state.state_save_records,
         max_sources=settings.state.max_sources,
     )
+    decoder, schemas = settings.input.decoding(
+        lambda outcome: metrics.schema_fetches.labels(outcome=outcome).inc()
+    )
     processor = Processor(
         scorer,
         states,
@@ -237,8 +239,9 @@ def build_app(
         settings.limits.limits(),
         metrics,
         max_batch_records=settings.kafka.max_batch_records,
-        decoder=decoder_for(settings.input.input_format, settings.input.options()),
+        decoder=decoder,
         scores=settings.scoring.scores,
+        schemas=schemas,
     )
     metrics.threshold.set(settings.scoring.threshold)
     status = StatusReporter(settings, states, models, metrics, notes)

@@ -13,30 +13,26 @@ published, `streams.status`, with its uptime and version).
 from __future__ import annotations
 
 import platform
-import socket
-import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     disable_created_metrics,
-    generate_latest,
 )
+
+from streams.metrics_http import serve
 
 if TYPE_CHECKING:
     from streams.security import MetricsGuard
 
-TEXT = "text/plain; charset=utf-8"
 SCORE_BUCKETS = (0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999, 1.0)
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
@@ -211,6 +207,13 @@ class Metrics:
             ["severity"],
             registry=r,
         )
+        self.schema_fetches = Counter(
+            "anomstream_schema_fetches",
+            "Avro writer schemas asked of the schema registry, by outcome (ok, unknown, "
+            "not_avro; error: no answer, retried)",
+            ["outcome"],
+            registry=r,
+        )
         self.build.labels(version=package_version(), python=platform.python_version()).set(1)
         self.set_models([])
         for outcome in ("scored", "dead_lettered", "replayed"):
@@ -275,12 +278,7 @@ class Metrics:
     ) -> ThreadingHTTPServer | None:
         """Answer `/metrics`, `/healthz`, `/readyz`, `/status` on `host:port` from a thread (0 =
         do not serve); with a `guard`, `/metrics` asks for credentials, the probes stay open."""
-        if not port:
-            return None
-        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
-        server = server_class((host, port), _handler(self, guard))
-        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-        return server
+        return serve(self, port, host, guard) if port else None
 
     def observe_batch(
         self,
@@ -347,48 +345,6 @@ class Metrics:
         self.warming.set(len(self._warming))
         self._open.difference_update(gone)
         self.open_episodes.set(len(self._open))
-
-
-class _IPv6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
-def _handler(metrics: Metrics, guard: MetricsGuard | None = None) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                if guard is not None and not guard.allows(self.headers.get("Authorization")):
-                    self._send(401, b"unauthorized\n", challenge=guard.challenge)
-                    return
-                self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                self._send(200, b"ok\n")
-            elif path == "/readyz":
-                ready = metrics.ready._value.get() == 1.0
-                body = "ready\n" if ready else "not ready\n"
-                body += "".join(f"model {n}: {why}\n" for n, why in metrics.model_errors.items())
-                self._send(200 if ready else 503, body.encode())
-            elif path == "/status":
-                self._send(200, orjson.dumps(metrics.status_document()), "application/json")
-            else:
-                self._send(404, b"not found: try /metrics, /healthz, /readyz or /status\n")
-
-        def _send(
-            self, code: int, body: bytes, kind: str = TEXT, challenge: str | None = None
-        ) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            if challenge is not None:
-                self.send_header("WWW-Authenticate", challenge)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Scrapes every 15 s would flood the worker's log."""
-
-    return Handler
 
 
 def package_version() -> str:

@@ -25,6 +25,7 @@ from detectors.results import Scored
 from detectors.source_state import SourceState
 from streams.codec import Limits, decode
 from streams.formats import Decoder
+from streams.formats.registry import SchemaFetcher
 from streams.metrics import Metrics
 from streams.state import SourceStates
 from streams.structs import BatchReport, DeadLetter, InMessage, Sink
@@ -52,6 +53,7 @@ class Processor:
         max_batch_records: int = MAX_BATCH_RECORDS,
         decoder: Decoder = decode,
         scores: ScoreMode = "full",
+        schemas: SchemaFetcher | None = None,
     ) -> None:
         self.scorer = scorer
         self.states = states
@@ -67,9 +69,13 @@ class Processor:
         """The input format's (`streams.formats.decoder_for`)."""
         self.scores = scores
         """Which score messages go out (setting `scores`): full, compact, anomalous or off."""
+        self.schemas = schemas
+        """For Avro: fetches the writer schemas a batch needs before it is decoded."""
 
     async def process(self, messages: Sequence[InMessage]) -> BatchReport:
         started = time.perf_counter()
+        if self.schemas is not None:
+            await self.schemas.ensure(msg.value for msg in messages)
         records, dead = self._decode(messages)
         states, capped = self.states.load(records)
         if capped:  # new sources beyond the cap: dead letters, no state

@@ -375,4 +375,5 @@ def load_settings(
         first = exc.errors()[0]
         named = [str(p) for p in first["loc"] if str(p) in GROUP_OF]
         where = named[0] if named else ".".join(str(p) for p in first["loc"]) or "settings"
-        raise SettingsError(f"invalid setting {where}: {first['msg']}") from None
+        why = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's
+        raise SettingsError(f"invalid setting {where}: {why}") from None

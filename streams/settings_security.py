@@ -33,7 +33,7 @@ SSL_SETTINGS = (*SSL_FILES, "security_ssl_key_password")
 SASL_SETTINGS = ("security_sasl_username", "security_sasl_password")
 
 
-def _read_secret(name: str, path: object) -> str:
+def read_secret(name: str, path: object) -> str:
     """The secret in file `path`, without the line break editors and `echo` leave at its end."""
     try:
         value = Path(str(path)).read_text(encoding="utf-8").rstrip("\r\n")
@@ -95,7 +95,7 @@ class SecuritySettings(BaseModel):
                 continue
             if values.get(name) is not None:
                 raise ValueError(f"give {name} or {name}_file, not both")
-            values[name] = _read_secret(name, path)
+            values[name] = read_secret(name, path)
         return values
 
     @field_validator("security_protocol", "security_sasl_mechanism", mode="before")

@@ -11,26 +11,34 @@ import orjson
 
 from detectors.records import Origin, Record
 from streams.codec import BadRecord, Limits, decode
+from streams.formats.avro import AvroDecoder, AvroOptions
 from streams.formats.influx import InfluxOptions, decode_influx
 from streams.formats.telegraf import decode_telegraf
 
-Format = Literal["json", "influx", "telegraf-json"]
+Format = Literal["json", "influx", "telegraf-json", "avro"]
 FORMATS: tuple[Format, ...] = ("json", "influx", "telegraf-json")
+"""The formats a message carries whole; `avro` needs its writer schemas from a registry."""
+ALL_FORMATS: tuple[Format, ...] = (*FORMATS, "avro")
 Decoder = Callable[
     [bytes | None, Origin | None, Limits, float | None], tuple[list[Record], list[BadRecord]]
 ]
 
 
-def decoder_for(format: str, options: InfluxOptions | None = None) -> Decoder:
-    """The decoder of `format` (`ANOMSTREAM_INPUT_FORMAT`), its options bound."""
+def decoder_for(
+    format: str, options: InfluxOptions | None = None, avro: AvroOptions | None = None
+) -> Decoder:
+    """The decoder of `format` (`ANOMSTREAM_INPUT_FORMAT`), its options bound; an `AvroDecoder`
+    knows no schema until a `streams.formats.registry.SchemaFetcher` fetched them."""
     if format == "json":
         return decode
+    if format == "avro":
+        return AvroDecoder(avro)
     chosen = options or InfluxOptions()
     if format == "influx":
         return partial(decode_influx, options=chosen)
     if format == "telegraf-json":
         return partial(decode_telegraf, options=chosen)
-    raise ValueError(f"unknown input format {format!r}: use {', '.join(FORMATS)}")
+    raise ValueError(f"unknown input format {format!r}: use {', '.join(ALL_FORMATS)}")
 
 
 def elements(value: bytes | None) -> list[bytes] | None:
@@ -38,6 +46,8 @@ def elements(value: bytes | None) -> list[bytes] | None:
     refused after decoding (`too_many_sources`): the elements of a JSON array or of a Telegraf
     batch's `metrics`, the lines of line protocol; None for a message of one record."""
     raw = value or b""
+    if raw[:1] == b"\x00":  # Avro's wire format: no JSON or line protocol starts so
+        return None
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:  # line protocol

@@ -53,7 +53,7 @@ def test_env_and_file_reach_the_options(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"ANOMSTREAM_INPUT_FORMAT": "avro"}, "input_format"),
+        ({"ANOMSTREAM_INPUT_FORMAT": "protobuf"}, "input_format"),
         ({"ANOMSTREAM_INFLUX_PRECISION": "m"}, "influx_precision"),
         ({"ANOMSTREAM_INFLUX_STRINGS": "drop"}, "influx_strings"),
     ],
@@ -86,8 +86,8 @@ def test_every_format_makes_the_same_record(fmt: str) -> None:
 
 
 def test_an_unknown_format_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown input format 'avro'"):
-        decoder_for("avro")
+    with pytest.raises(ValueError, match="unknown input format 'protobuf'"):
+        decoder_for("protobuf")
 
 
 def test_the_processor_decodes_its_format_and_dead_letters_a_bad_line_alone() -> None:

@@ -141,9 +141,10 @@ def broker(port: int, kind: str, workdir: Path) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["json", "influx", "telegraf-json"]),
+    type=click.Choice(["json", "influx", "telegraf-json", "avro"]),
     help="message format (default: ANOMSTREAM_INPUT_FORMAT, json); influx and telegraf-json "
-    "map sources by ANOMSTREAM_INFLUX_SOURCE_TAGS, and skip records with every value missing",
+    "map sources by ANOMSTREAM_INFLUX_SOURCE_TAGS, and skip records with every value missing; "
+    "avro registers its schema at ANOMSTREAM_REGISTRY_URL as <topic>-value",
 )
 def replay(
     config: Path | None,
@@ -162,6 +163,7 @@ def replay(
       anomstream replay data.csv --rate 200 --broker kafka://broker1:9092
       anomstream replay labelled.csv --ignore anomaly,culprit --rate 0 --limit 1000
       anomstream replay data.csv --format influx     # as Telegraf's Kafka output writes
+      ANOMSTREAM_REGISTRY_URL=http://registry:8081 anomstream replay data.csv --format avro
     """
     from anomstream.csv_options import load_csv
     from anomstream.replay import replay as run

@@ -1,4 +1,5 @@
-"""Decode cost per input format: µs per record for JSON, Influx line protocol and Telegraf JSON.
+"""Decode cost per input format: µs per record for JSON, Influx line protocol, Telegraf JSON and
+Avro (Confluent wire format, the schema `replay --format avro` registers, already fetched).
 
 The same records (8 signals, 100 sources) are written in each format by the writers `anomstream
 replay --format` uses, one record per message and batched (an array, lines, `metrics`), and
@@ -22,9 +23,10 @@ import orjson
 from detectors.records import Origin, Record
 from detectors.timestamps import epoch_text
 from streams.codec import Limits
-from streams.formats import FORMATS, Decoder, decoder_for
+from streams.formats import ALL_FORMATS, Decoder, decoder_for
+from streams.formats.avro import AvroDecoder
 from streams.formats.influx import InfluxOptions, parse_line
-from streams.formats.writers import telegraf_metric, write
+from streams.formats.writers import AvroWriter, avro_schema, telegraf_metric, write
 
 OPTIONS = InfluxOptions(source_tags=("host",))
 SIGNALS = ["temp", "pressure", "flow", "vibration", "current", "voltage", "speed", "level"]
@@ -52,6 +54,8 @@ def batched(recs: list[Record], fmt: str, size: int) -> list[bytes]:
         part = recs[start : start + size]
         if fmt == "influx":
             out.append(b"\n".join(write(r, fmt, OPTIONS) or b"" for r in part))
+        elif fmt == "avro":
+            out.append(AvroWriter(2, batch=True).many(part))
         elif fmt == "telegraf-json":
             out.append(orjson.dumps({"metrics": [telegraf_metric(r, OPTIONS) for r in part]}))
         else:
@@ -86,9 +90,14 @@ def main() -> None:
     print(f"decode, µs per record ({args.records} records of {len(SIGNALS)} signals)")
     print(f"{'format':<15}{'1 per message':>15}{f'{args.batch} per message':>17}{'vs json':>10}")
     json_cost = 0.0
-    for fmt in FORMATS:
+    for fmt in ALL_FORMATS:
         decode = decoder_for(fmt, OPTIONS)
-        single = [write(r, fmt, OPTIONS) or b"" for r in recs]
+        if isinstance(decode, AvroDecoder):  # as a fetch from the registry leaves it
+            decode.learn(1, avro_schema())
+            decode.learn(2, {"type": "array", "items": avro_schema()})
+            single = [AvroWriter(1)(r) for r in recs]
+        else:
+            single = [write(r, fmt, OPTIONS) or b"" for r in recs]
         many = batched(recs, fmt, args.batch)
 
         one = per_record(partial(decode_all, decode, single, origin, limits, now))

@@ -97,22 +97,32 @@ def avro_schema(options: AvroOptions | None = None) -> dict[str, Any]:
 
 class AvroWriter:
     """Records -> Avro messages in the Confluent wire format under schema id `ident`
-    (`avro_schema`, registered by the caller)."""
+    (`avro_schema`, or with `batch` an array of such records: registered by the caller)."""
 
-    def __init__(self, ident: int, options: AvroOptions | None = None) -> None:
+    def __init__(self, ident: int, options: AvroOptions | None = None, batch: bool = False) -> None:
         self.options = options or AvroOptions()
-        self.schema = fastavro.parse_schema(avro_schema(self.options))
+        schema: dict[str, Any] = avro_schema(self.options)
+        self.schema = fastavro.parse_schema({"type": "array", "items": schema} if batch else schema)
         self.header = bytes([MAGIC]) + ident.to_bytes(HEADER - 1, "big")
 
-    def __call__(self, record: Record) -> bytes:
+    def datum(self, record: Record) -> dict[str, Any]:
         fields = self.options.source_fields
         parts = record.source.split(SOURCE_SEPARATOR, len(fields) - 1)
-        datum: dict[str, Any] = dict(
-            zip(fields, parts + [""] * (len(fields) - len(parts)), strict=True)
-        )
+        parts += [""] * (len(fields) - len(parts))  # a source with fewer parts than fields
+        datum: dict[str, Any] = dict(zip(fields, parts, strict=True))
         datum[self.options.ts_field] = round(record.ts * 1_000_000)
         signals = {name: value for name, value in record.signals.items() if value is not None}
         datum[self.options.signals_field] = signals
+        return datum
+
+    def __call__(self, record: Record) -> bytes:
+        return self.frame(self.datum(record))
+
+    def many(self, records: list[Record]) -> bytes:
+        """One message of `records` (the writer made with `batch`)."""
+        return self.frame([self.datum(record) for record in records])
+
+    def frame(self, datum: Any) -> bytes:
         out = io.BytesIO()
         out.write(self.header)
         fastavro.schemaless_writer(out, self.schema, datum)

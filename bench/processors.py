@@ -77,6 +77,9 @@ class Run:
     phase_seconds: float
     profile: Path | None
     profile_of: str
+    registry_url: str | None = None
+    """For `avro100`: the schema registry the workers fetch `AVRO_BATCH` from."""
+    schema_id: int = 1
 
 
 def topics_of(variant: Variant, encoding: str) -> tuple[str, str]:
@@ -104,6 +107,7 @@ def start(variant: Variant, encoding: str, run: Run) -> Child:
     else:
         # (c) gets an empty models folder: none of the repository's models may apply.
         models = run.models if variant.name == "worker_autoencoder" else workdir / "no-models"
+        registry: dict[str, Any] = {"REGISTRY_URL": run.registry_url} if run.registry_url else {}
         env = worker_env(
             run.bootstrap,
             free_port(),
@@ -119,6 +123,7 @@ def start(variant: Variant, encoding: str, run: Run) -> Child:
             LOG_LEVEL=LOG_LEVEL,
             MODELS_DIR=str(models),
             INPUT_FORMAT=ENCODINGS[encoding][0],
+            **registry,
         )
         child = WorkerProcess(env, workdir, name=name)
     child.start()
@@ -178,7 +183,7 @@ def measure(variant: Variant, encoding: str, run: Run) -> dict[str, Any]:
     """Backlog throughput, then latency at that rate and at half of it, for one processor."""
     source, sink = topics_of(variant, encoding)
     format, per_message = ENCODINGS[encoding]
-    work = Workload(run.sources, per_message, format=format)
+    work = Workload(run.sources, per_message, format=format, schema_id=run.schema_id)
     profile = run.profile if f"{variant.key}:{encoding}" == run.profile_of else None
     load_before = os.getloadavg()[0]
     child = start(variant, encoding, run)

@@ -9,10 +9,10 @@ each processor
 - (c) anomstream: the worker with the univariate suite;
 - (d) anomstream with an autoencoder (trained for the workload's 8 signals before the run);
 
-and, for the other input formats (`influx100`, `telegraf100`: the same records, 100 per
-message), the workers (c) and (d) only, compared with themselves on JSON arrays (÷ JSON); each a
-child process with its own input topic pre-loaded with the same seeded workload, it
-measures
+and, for the other input formats (`influx100`, `telegraf100`, `avro100`: the same records, 100
+per message; Avro beside a real schema registry, `harness.registry`), the workers (c) and (d)
+only, compared with themselves on JSON arrays (÷ JSON); each a child process with its own input
+topic pre-loaded with the same seeded workload, it measures
 1. records/s while it catches up on the backlog, between the first and the last output seen,
    and the CPU seconds per 1,000 records it spent meanwhile (`/proc/<pid>/stat`);
 2. latency from produce to output received, once the backlog is done, with a producer paced
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
@@ -49,8 +50,10 @@ from rich.table import Table
 from bench import pyspy
 from bench.kafka_io import create, load
 from bench.processors import VARIANTS, Run, Variant, measure, topics_of
-from bench.workload import BASE_TS, ENCODINGS, SIGNALS, workload
+from bench.workload import AVRO_BATCH, BASE_TS, ENCODINGS, SIGNALS, workload
 from harness.brokers import broker_from_spec
+from harness.registry import Registry
+from streams.formats.registry import SchemaRegistry
 
 RESULTS = Path(__file__).resolve().parent / "results" / "throughput.json"
 
@@ -140,7 +143,9 @@ def prepare(run: Run, encoding: str, variants: Sequence[Variant]) -> None:
     topics = [t for pair in pairs for t in pair]
     asyncio.run(create(run.bootstrap, topics, run.partitions))
     format, per_message = ENCODINGS[encoding]
-    messages = workload(run.records, run.sources, per_message, format=format)
+    messages = workload(
+        run.records, run.sources, per_message, format=format, schema_id=run.schema_id
+    )
     asyncio.run(load(run.bootstrap, [source for source, _ in pairs], messages, run.idem))
 
 
@@ -193,8 +198,17 @@ def main() -> None:
         "load_before": uptime(),
     }
     print(f"{uptime()} before")
-    with tempfile.TemporaryDirectory(prefix="anomstream-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="anomstream-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         workdir = Path(tmp)
+        registry_url, schema_id = None, 1
+        if "avro100" in encodings:
+            registry = stack.enter_context(Registry(workdir / "registry"))
+            registry_url = registry.url
+            schema_id = SchemaRegistry(registry_url).register("bench-avro100-value", AVRO_BATCH)
+            print(f"schema registry: {registry!r}, workload schema id {schema_id}")
         broker = broker_from_spec(args.broker, workdir / "broker")
         broker.start()
         try:
@@ -213,6 +227,8 @@ def main() -> None:
                 args.phase_seconds,
                 args.profile,
                 args.profile_of,
+                registry_url,
+                schema_id,
             )
             for encoding, variant, result in run_all(run, encodings, variants):
                 results.setdefault(encoding, {})[variant.name] = result

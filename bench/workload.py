@@ -1,5 +1,5 @@
 """The throughput benchmark's workload: seeded records of many sources, as single records or arrays,
-in each input format (JSON, Influx line protocol, Telegraf JSON).
+in each input format (JSON, Influx line protocol, Telegraf JSON, Avro).
 
 Every processor is fed the same bytes, and `bench.hotpath` runs the same records without Kafka,
 so the workload is a module of its own that both import.
@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from bench.latency import Message
+from streams.formats.writers import AvroWriter, avro_schema
 
 SIGNALS = 8
 BASE_TS = 1795514400
@@ -23,9 +24,12 @@ ENCODINGS: dict[str, tuple[str, int]] = {
     "array100": ("json", 100),
     "influx100": ("influx", 100),
     "telegraf100": ("telegraf-json", 100),
+    "avro100": ("avro", 100),
 }
 """Name -> (input format, records per message). The same records in every format: in line
-protocol the measurement is the source id (no tags: the source decodes to the same id)."""
+protocol the measurement is the source id (no tags: the source decodes to the same id); in Avro
+an array of `avro_schema()` records (`AVRO_BATCH`), registered before the run."""
+AVRO_BATCH = {"type": "array", "items": avro_schema()}
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class Workload:
     seed: int = 1
     format: str = "json"
     pool: int = 200_000
+    schema_id: int = 1
+    """Avro: the id the registry gave `AVRO_BATCH`."""
 
     def values(self) -> np.ndarray:
         rng = np.random.default_rng(self.seed)
@@ -70,12 +76,13 @@ class Workload:
             for s in range(self.sources):
                 key = f"src-{s:04d}".encode()
                 recs = [record(t, s) for t in range(block, block + n)]
-                out.append((key, encode(recs, self.format), n))
+                out.append((key, encode(recs, self.format, self.schema_id), n))
         return out
 
 
-def encode(recs: list[dict[str, Any]], format: str) -> bytes:
-    """One message of these records in `format` (a lone JSON record is not an array)."""
+def encode(recs: list[dict[str, Any]], format: str, schema_id: int = 1) -> bytes:
+    """One message of these records in `format` (a lone JSON record is not an array; Avro is
+    always an array, under `schema_id`)."""
     if format == "json":
         return orjson.dumps(recs[0] if len(recs) == 1 else recs)
     if format == "influx":
@@ -91,12 +98,20 @@ def encode(recs: list[dict[str, Any]], format: str) -> bytes:
             for r in recs
         ]
         return orjson.dumps(metrics[0] if len(metrics) == 1 else {"metrics": metrics})
+    if format == "avro":
+        datums = [{**r, "ts": r["ts"] * 1_000_000} for r in recs]
+        return AvroWriter(schema_id, batch=True).frame(datums)
     raise ValueError(f"unknown input format {format!r}")
 
 
 def workload(
-    records: int, sources: int, per_message: int, seed: int = 1, format: str = "json"
+    records: int,
+    sources: int,
+    per_message: int,
+    seed: int = 1,
+    format: str = "json",
+    schema_id: int = 1,
 ) -> list[tuple[bytes, bytes]]:
     """Key and value of the first `records` records (rounded up to whole steps and messages)."""
-    work = Workload(sources, per_message, seed, format=format)
+    work = Workload(sources, per_message, seed, format=format, schema_id=schema_id)
     return [(k, v) for k, v, _ in work.messages(0, work.steps_for(records))]

@@ -113,7 +113,8 @@ class SchemaFetcher:
         """Told each fetch's outcome (`anomstream_schema_fetches_total`)."""
         self.sleep = sleep
         self.waiting_since: float | None = None
-        """When the registry stopped answering (for `/status`); None while it answers."""
+        """When the registry stopped answering (monotonic; the log says for how long); None
+        while it answers."""
 
     async def ensure(self, values: Iterable[bytes | None]) -> None:
         for ident in sorted(self.decoder.missing(values)):
@@ -136,9 +137,10 @@ class SchemaFetcher:
                 if now - logged >= LOG_EVERY:
                     logged = now
                     log.warning(
-                        "schema registry %s does not answer for schema id %d (%s); waiting "
-                        "(the records stay on Kafka)",
+                        "schema registry %s has not answered for %.0f s (schema id %d: %s); "
+                        "waiting, the records stay on Kafka",
                         self.registry.url,
+                        now - self.waiting_since,
                         ident,
                         exc,
                     )

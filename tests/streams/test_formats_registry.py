@@ -145,7 +145,7 @@ def test_the_fetcher_waits_out_a_failing_registry_and_fetches_each_id_once(
     decoder, outcomes, slept = AvroDecoder(), list[str](), list[float]()
 
     async def sleep(seconds: float) -> None:
-        assert fetcher.waiting_since is not None  # /status can say since when
+        assert fetcher.waiting_since is not None  # the log says for how long
         slept.append(seconds)
 
     fetcher = SchemaFetcher(client, decoder, outcomes.append, sleep)
